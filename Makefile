@@ -1,0 +1,73 @@
+# The README's commands. `make demo` and `make test` work on a fresh machine with
+# Python >= 3.11, Rust and access to PyPI: they create .venv, install torch from PyPI
+# once, and build the package (Rust module + torch op library) against that torch.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+DEPS   := $(VENV)/.deps-stamp
+BUILT  := $(VENV)/.built-stamp
+NATIVE_SOURCES := $(shell find rust csrc -type f -not -path '*/target/*' 2>/dev/null) Cargo.toml pyproject.toml
+
+.PHONY: all install test test-rust test-python lint cuda-check demo bench wheel clean
+
+all: install
+
+$(DEPS): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch>=2.10" "torchvision>=0.25" numpy scipy scikit-learn safetensors \
+		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy \
+		nvidia-cuda-nvcc nvidia-cuda-cccl
+	touch $@
+
+# Builds the Rust module and the op library (rust/dau-py/build.rs runs csrc/build_ops.py
+# with this venv's python), installed in editable mode against the venv's torch.
+$(BUILT): $(DEPS) $(NATIVE_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \
+		$(PY) -m pip install --no-build-isolation --no-deps -e .
+	$(BIN)/dau info
+	touch $@
+
+install: $(BUILT)
+
+test: test-rust lint cuda-check test-python
+
+test-rust:
+	cargo test -p dau-core
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint: $(BUILT)
+	$(BIN)/ruff check python tests benchmarks
+	$(BIN)/mypy
+	$(PY) -m mypy.stubtest dau._native
+
+# Compiles the CUDA kernels with nvcc from PyPI against torch's headers (no GPU needed).
+cuda-check: $(BUILT)
+	$(PY) csrc/build_ops.py --check-cuda-compile-only
+
+test-python: $(BUILT)
+	$(BIN)/pytest -q
+
+# The main job on scikit-learn's bundled digits: original model, retrain-from-scratch
+# reference for a 10 % random forget split, and the evaluation table.
+DEMO_DIR := runs/demo
+DEMO_ARGS := --dataset digits --arch resnet18 --width 0.25 --epochs 30 --batch-size 64 --lr 0.05 --seed 1
+demo: $(BUILT)
+	@start=$$(date +%s); set -e; \
+	orig=$$($(BIN)/dau train $(DEMO_ARGS) --runs-dir $(DEMO_DIR) --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["run"])'); \
+	retr=$$($(BIN)/dau train $(DEMO_ARGS) --runs-dir $(DEMO_DIR) --forget random:10% --exclude-forget --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["run"])'); \
+	$(BIN)/dau eval $$orig --reference $$retr; \
+	echo "demo finished in $$(( $$(date +%s) - start )) s (runs in $(DEMO_DIR))"
+
+bench: $(BUILT)
+	$(PY) benchmarks/bench_masked_sgd.py --quick
+
+wheel: $(DEPS)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \
+		$(BIN)/maturin build --release --out dist
+	@ls -1 dist/*.whl
+
+clean:
+	rm -rf target dist build python/dau/_native*.so python/dau/libdau_ops.so python/dau/_ops_build.json $(BUILT)

@@ -1,0 +1,36 @@
+"""dau: Discriminative Adversarial Unlearning for image classifiers.
+
+Make a trained classifier forget chosen training data and measure how well it
+forgot against retraining from scratch. The command-line interface is ``dau``;
+the library API is re-exported here lazily, so ``import dau`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "dau.models",
+    "list_models": "dau.models",
+    "load_dataset": "dau.data.datasets",
+    "list_datasets": "dau.data.datasets",
+    "plan_split": "dau.data.splits",
+    "load_plan": "dau.data.splits",
+    "train": "dau.train",
+    "TrainConfig": "dau.config",
+    "load_run": "dau.checkpoint",
+    "evaluate_run": "dau.eval.runs",
+    "MaskedSGD": "dau.unlearn.optim",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dau' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

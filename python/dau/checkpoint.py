@@ -1,0 +1,259 @@
+"""Run directories: ``model.safetensors`` + ``manifest.json`` (+ metrics, logs, resume state).
+
+Every write is atomic (a temporary file in the same directory, then ``os.replace``),
+so an interrupted process never leaves a half-written file. Weights are read with
+safetensors only; the resume state is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dau.errors import CheckpointError
+
+__all__ = [
+    "MANIFEST",
+    "MODEL",
+    "Run",
+    "atomic_write",
+    "atomic_write_json",
+    "create_run_dir",
+    "load_run",
+    "save_model",
+    "versions",
+]
+
+MANIFEST = "manifest.json"
+MODEL = "model.safetensors"
+SPLIT = "split.json"
+METRICS = "metrics.json"
+LOG = "log.jsonl"
+STATE = "state.pt"
+SCHEMA = 1
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    with atomic_write(path, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, str] | None = None) -> None:
+    """Save a model's state dict (parameters and buffers) as safetensors, atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    blob = save(tensors, metadata=dict(metadata or {}))
+    with atomic_write(path) as fh:
+        fh.write(blob)
+
+
+def versions() -> dict[str, Any]:
+    """Versions of everything that can change a result, for manifests and ``dau info``."""
+    import dau
+
+    info: dict[str, Any] = {
+        "dau": dau.__version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        from dau import _native
+
+        info["native"] = _native.__version__
+    except ImportError as exc:
+        info["native"] = f"unavailable ({exc})"
+    try:
+        from dau.ops import build_info
+
+        info["ops"] = build_info()
+    except Exception as exc:  # a missing op library is reported, not fatal here
+        info["ops"] = f"unavailable ({exc})"
+    return info
+
+
+def create_run_dir(runs_dir: str | Path, name: str, out: str | Path | None = None) -> Path:
+    """Make a new, empty run directory and prove it is writable.
+
+    ``out`` names the directory exactly; otherwise ``runs_dir/name-<time>-<rand>``.
+    An existing non-empty directory is never reused (nothing is overwritten).
+    """
+    if out is not None:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CheckpointError(
+                f"-o/--out: {str(path)!r} already exists and is not an empty directory; "
+                "choose a new path (nothing was overwritten)"
+            )
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(runs_dir) / f"{name}-{stamp}-{secrets.token_hex(2)}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write the run directory {str(path)!r}: {exc.strerror or exc}; "
+            "pass a writable --runs-dir or -o/--out"
+        ) from None
+    return path
+
+
+@dataclass
+class Run:
+    """A run directory on disk and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", "?"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.manifest.get("config", {}))
+
+    def write_manifest(self) -> None:
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / METRICS
+        if not path.exists():
+            return {}
+        return _read_json(path)
+
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model of the run's architecture."""
+        from dau.models import create_model
+
+        spec = self.manifest.get("model")
+        if not isinstance(spec, Mapping):
+            raise CheckpointError(f"{self.path / MANIFEST}: no 'model' section")
+        try:
+            return create_model(
+                spec["arch"],
+                num_classes=int(spec["num_classes"]),
+                in_channels=int(spec["in_channels"]),
+                mean=spec["mean"],
+                std=spec["std"],
+                width=float(spec["width"]),
+            )
+        except KeyError as exc:
+            raise CheckpointError(f"{self.path / MANIFEST}: model section lacks {exc}") from None
+
+    def load_model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The run's model with its saved weights, loaded strictly."""
+        model = self.build_model()
+        load_weights(model, self.path / MODEL)
+        return model.to(device)
+
+    def load_plan(self) -> Any:
+        from dau.data.splits import load_plan
+
+        return load_plan(self.path / SPLIT)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{str(path)!r}: expected a JSON object")
+    return data
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into ``model``; any missing, extra or mis-shaped key is an error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{str(path)!r} does not exist") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{str(path)!r} is corrupt or not a safetensors file: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = [
+        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) (first: {unexpected[0]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es) (first: {shapes[0]})")
+        raise CheckpointError(
+            f"{str(path)!r} does not match the model in its manifest "
+            f"(wrong architecture, width or class count?): {'; '.join(parts)}"
+        )
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory; errors say what is missing or corrupt."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"run {str(path)!r} is not a directory")
+    manifest = _read_json(path / MANIFEST)
+    if manifest.get("schema") != SCHEMA:
+        raise CheckpointError(
+            f"{path / MANIFEST}: unsupported manifest schema {manifest.get('schema')!r} "
+            f"(this dau reads schema {SCHEMA})"
+        )
+    return Run(path=path, manifest=manifest)
+
+
+def append_log(path: str | Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line (a line is small, so a crash loses at most that line)."""
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")

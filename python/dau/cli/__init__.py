@@ -1,0 +1,80 @@
+"""The ``dau`` command line.
+
+Exit codes: 0 success; 1 a ``DauError`` (bad input, missing data, mismatched runs,
+training failure), printed as one line (``--debug`` shows the traceback); 2 a usage
+error (unknown option, bad value type); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from dau import __version__
+from dau.errors import DauError
+
+__all__ = ["cli", "main"]
+
+
+def configure_logging(quiet: bool, verbose: int) -> None:
+    """Only the CLI configures logging: human text to stderr."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if verbose == 0 else
+                                           "%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger("dau")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dau")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Make an image classifier forget chosen training data, and prove how well it forgot.
+
+    \b
+    dau train --dataset fashion-mnist --width 0.25 --epochs 20
+    dau train --dataset fashion-mnist --width 0.25 --epochs 20 --forget random:10% --exclude-forget
+    dau eval runs/<original> --reference runs/<retrain>
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register() -> None:
+    from dau.cli import eval as eval_cmd
+    from dau.cli import info, train
+
+    cli.add_command(train.train)
+    cli.add_command(eval_cmd.eval_)
+    cli.add_command(info.info)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="dau", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DauError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,177 @@
+"""Frozen, validated configuration of every command; resolved copies are saved per run.
+
+A TOML file (``-c FILE``) fills the CLI defaults; flags given on the command line
+override it. Keys may be written ``batch_size`` or ``batch-size``. An unknown key is
+an error that suggests the nearest valid name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dau.errors import ConfigError
+
+__all__ = ["TrainConfig", "check_device", "check_keys", "load_toml", "resolve_device"]
+
+SCHEDULES = ("multistep", "cosine", "constant")
+KERNELS = ("fused", "reference")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> str:
+    if not _DEVICE.match(device):
+        raise ConfigError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``auto`` into ``cuda`` or ``cpu`` and check that a named GPU exists."""
+    import torch
+
+    check_device(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device: {device!r} was asked for, but torch sees no CUDA device")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device: {device!r} does not exist; torch sees "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (ok and math.isfinite(value)):
+        expected = "a non-negative" if allow_zero else "a positive"
+        raise ConfigError(f"--{name.replace('_', '-')}: expected {expected} number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (original model or retrain reference).
+
+    The defaults reproduce the reference pipeline's dense pretraining (spec §4.2):
+    SGD, momentum 0.9, weight decay 5e-4, lr 0.1, batch 256, 182 epochs with the
+    learning rate divided by 10 at 50 % and 75 % of the epochs (91 and 136).
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    arch: str = "resnet18"
+    width: float = 1.0
+    epochs: int = 182
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    seed: int = 1
+    val_fraction: float = 0.1
+    forget: str = "none"
+    exclude_forget: bool = False
+    augment: bool = True
+    device: str = "auto"
+    kernels: str = "fused"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs: expected at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size: expected at least 1, got {self.batch_size}")
+        _positive("width", self.width)
+        _positive("lr", self.lr)
+        _positive("momentum", self.momentum, allow_zero=True)
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
+        _positive("gamma", self.gamma)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"--schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(
+            self.milestones
+        ):
+            raise ConfigError(
+                "--milestones: expected increasing fractions of the epochs in (0, 1), "
+                f"got {self.milestones}"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction: expected a number in [0, 1), got {self.val_fraction}")
+        if self.exclude_forget and self.forget.strip() == "none":
+            raise ConfigError(
+                "--exclude-forget: needs a forget set; pass --forget SPEC "
+                "(e.g. random:10%, class:3) or --class K"
+            )
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
+        check_device(self.device)
+
+    @property
+    def kind(self) -> str:
+        return "retrain" if self.exclude_forget else "original"
+
+    def milestone_epochs(self) -> list[int]:
+        return [int(m * self.epochs) for m in self.milestones]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["milestones"] = list(self.milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        check_keys(data, [f.name for f in dataclasses.fields(cls)], where="config")
+        values = dict(data)
+        if "milestones" in values:
+            values["milestones"] = tuple(values["milestones"])
+        return cls(**values)
+
+
+def check_keys(data: Mapping[str, Any], allowed: Iterable[str], *, where: str) -> None:
+    """Raise ConfigError for the first key of ``data`` not in ``allowed``, naming the nearest."""
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{hint} (valid keys: {', '.join(sorted(allowed))})"
+            )
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a flat dict with snake_case keys.
+
+    Top-level keys apply to every command; a table named after a command (e.g.
+    ``[train]``) applies to that command only and is returned under that name.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"-c/--config: file {str(path)!r} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"-c/--config: cannot read {str(path)!r}: {exc}") from None
+
+    def norm(d: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            k.replace("-", "_"): (norm(v) if isinstance(v, Mapping) else v) for k, v in d.items()
+        }
+
+    return norm(data)

@@ -1,0 +1,134 @@
+"""Evaluate run directories: rebuild their split, load their model, compute the metrics.
+
+A run's manifest holds everything needed (dataset, split, architecture), so a run
+made days ago on another machine is judged on exactly the data it was made with.
+Comparing against a reference run (normally retrain-from-scratch) is refused when
+the two were made on different splits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from dau.checkpoint import Run
+from dau.errors import SplitMismatchError
+
+__all__ = ["evaluate_run", "resolve_plan"]
+
+log = logging.getLogger(__name__)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def resolve_plan(run: Run, *, reference: Run | None = None, forget: str | None = None,
+                 labels: Any = None, num_classes: int | None = None) -> Any:
+    """The split to judge ``run`` on.
+
+    A run trained on the whole training split (an original model) can be judged
+    for any forget set over that split: ``forget`` re-plans it, and a ``reference``
+    lends its own. Any other run must be judged on the split it was made with.
+    """
+    from dau.data.splits import plan_split
+
+    plan = run.load_plan()
+    trained_on_train = run.manifest.get("split", {}).get("trained_on") == "train" and run.kind == "original"
+    if forget is not None:
+        if not trained_on_train:
+            raise SplitMismatchError(
+                f"--forget: run {run.name} is a {run.kind} run made for forget set "
+                f"{plan.spec!r}; it can only be judged on that split"
+            )
+        new = plan_split(labels, num_classes, forget, plan.seed, plan.val_fraction)
+        if not (_same(new.train, plan.train) and _same(new.val, plan.val)):
+            raise SplitMismatchError(
+                f"--forget: re-planning {run.name}'s split gives other train/validation sets; "
+                "the dataset has changed since the run was made"
+            )
+        plan = new
+    if reference is not None:
+        ref_data = reference.manifest.get("dataset", {}).get("name")
+        own_data = run.manifest.get("dataset", {}).get("name")
+        if ref_data != own_data:
+            raise SplitMismatchError(
+                f"--reference: {reference.name} was made on dataset {ref_data!r}, "
+                f"{run.name} on {own_data!r}"
+            )
+        ref_plan = reference.load_plan()
+        if ref_plan.fingerprint != plan.fingerprint:
+            adoptable = (
+                trained_on_train
+                and forget is None
+                and _same(ref_plan.train, plan.train)
+                and _same(ref_plan.val, plan.val)
+            )
+            if not adoptable:
+                raise SplitMismatchError(
+                    f"--reference: {reference.name} was made on split {ref_plan.fingerprint[:12]} "
+                    f"(forget {ref_plan.spec!r}, seed {ref_plan.seed}) but {run.name} on "
+                    f"{plan.fingerprint[:12]} (forget {plan.spec!r}, seed {plan.seed}); "
+                    "compare runs made on the same split"
+                )
+            plan = ref_plan
+    return plan
+
+
+def evaluate_run(
+    run: Run,
+    *,
+    reference: Run | None = None,
+    forget: str | None = None,
+    device: str = "auto",
+    batch_size: int = 512,
+    mia: bool = True,
+    reference_compat: bool = False,
+    max_mia_samples: int | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """All metrics of one run (see ``dau.eval.evaluate``) plus its identity and RTE."""
+    from dau.config import resolve_device
+    from dau.data.datasets import load_dataset
+    from dau.eval import evaluate
+
+    device = resolve_device(device)
+    config = run.config
+    dataset = load_dataset(config["dataset"], data_dir if data_dir is not None else config.get("data_dir"))
+    info = dataset.info
+    plan = resolve_plan(run, reference=reference, forget=forget,
+                        labels=dataset.train.labels, num_classes=info.num_classes)
+    test_idx = plan.test_indices(dataset.test.labels.numpy(), True)
+    train = dataset.train
+    sets = {
+        "train": train.subset(plan.train),
+        "retain": train.subset(plan.retain),
+        "forget": train.subset(plan.forget),
+        "val": train.subset(plan.val),
+        "test": dataset.test.subset(test_idx),
+    }
+    model = run.load_model(device)
+    log.info("evaluating %s on split %s (forget %s)", run.name, plan.fingerprint[:12], plan.spec)
+    metrics = evaluate(
+        model,
+        {k: (v.images, v.labels) for k, v in sets.items()},
+        batch_size=batch_size,
+        device=device,
+        mia=mia,
+        reference_compat=reference_compat,
+        max_mia_samples=max_mia_samples,
+        seed=plan.seed,
+        progress=progress,
+    )
+    timings = run.manifest.get("timings", {})
+    metrics["RTE"] = timings.get("unlearn_seconds", timings.get("train_seconds"))
+    metrics.update(
+        run=str(run.path),
+        name=run.name,
+        kind=run.kind,
+        split={"fingerprint": plan.fingerprint, "spec": plan.spec, "seed": plan.seed},
+    )
+    return metrics

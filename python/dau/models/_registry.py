@@ -1,0 +1,97 @@
+"""A small registry of defender architectures (``create_model`` / ``list_models``)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from dau.errors import ConfigError
+
+__all__ = ["Normalize", "create_model", "list_models", "register_model"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model factory under ``name``.
+
+    A factory takes ``num_classes``, ``in_channels``, ``mean``, ``std`` and ``width``
+    (and optional keywords) and returns a module whose forward maps float images in
+    [0, 1] to ``(logits, features)``.
+    """
+
+    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of every registered architecture, sorted."""
+    return sorted(_MODELS)
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    width: float = 1.0,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build the architecture ``name`` for ``num_classes`` classes.
+
+    ``mean``/``std`` are the per-channel normalisation constants applied inside
+    the model (inputs are raw [0, 1] images, as in the reference code).
+    """
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=2)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(
+            f"--arch: unknown architecture {name!r}; expected one of "
+            f"{', '.join(list_models())}{hint}"
+        )
+    if num_classes < 2:
+        raise ConfigError(f"num_classes: expected at least 2, got {num_classes}")
+    if in_channels < 1:
+        raise ConfigError(f"in_channels: expected at least 1, got {in_channels}")
+    if not width > 0:
+        raise ConfigError(f"--width: expected a positive width multiplier, got {width}")
+    mean = tuple(mean) if mean is not None else (0.0,) * in_channels
+    std = tuple(std) if std is not None else (1.0,) * in_channels
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ConfigError(
+            f"normalisation: expected {in_channels} mean/std values (one per input channel), "
+            f"got {len(mean)} and {len(std)}"
+        )
+    return _MODELS[name](
+        num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, width=width, **kwargs
+    )
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std`` inside the model; the constants are buffers."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if any(s <= 0 for s in std):
+            raise ConfigError(f"normalisation std must be positive, got {tuple(std)}")
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count after the width multiplier (at least 1)."""
+    return max(1, int(round(channels * width)))

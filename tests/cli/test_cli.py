@@ -1,0 +1,115 @@
+import json
+import os
+
+import pytest
+
+from dau.cli import main
+
+SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
+TRAIN = ["train", "--dataset", SYNTH, "--width", "0.125", "--epochs", "2", "--batch-size", "32",
+         "--lr", "0.05", "--device", "cpu", "-q"]
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_info_reports_versions(capsys):
+    code, out, _ = run_cli(capsys, "info", "--json")
+    assert code == 0
+    data = json.loads(out)
+    for key in ("dau", "torch", "cuda", "native", "ops"):
+        assert key in data
+
+
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in ("train", "eval", "info"):
+        assert command in out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An original model and its retrain reference, made through the CLI."""
+    root = tmp_path_factory.mktemp("runs")
+    made = {}
+    for kind, extra in (("original", []), ("retrain", ["--forget", "random:10%", "--exclude-forget"])):
+        with pytest.raises(SystemExit) as exc:
+            main([*TRAIN, "--runs-dir", str(root), "-o", str(root / kind), *extra])
+        assert exc.value.code == 0
+        made[kind] = root / kind
+    return made
+
+
+def test_eval_against_the_reference(capsys, runs):
+    code, out, err = run_cli(capsys, "eval", str(runs["original"]), "--reference", str(runs["retrain"]),
+                             "--device", "cpu", "--json", "-q")
+    assert code == 0, err
+    data = json.loads(out)
+    (result,) = data["runs"]
+    assert result["split"]["fingerprint"] == data["reference"]["split"]["fingerprint"]
+    for key in ("UA", "RA", "TA", "VA", "MIA"):
+        assert result[key] is not None
+    assert 0 <= result["gap"]["avg_gap"] <= 100
+    assert data["reference"]["RTE"] > 0
+    assert "original" in err and "retrain" in err  # the table
+
+
+def test_eval_refuses_a_reference_on_another_split(capsys, runs, tmp_path):
+    code, _, err = run_cli(capsys, *TRAIN, "--seed", "2", "--forget", "random:10%",
+                           "--exclude-forget", "-o", str(tmp_path / "other"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "eval", str(runs["retrain"]), "--reference", str(tmp_path / "other"),
+                           "--device", "cpu", "-q")
+    assert code == 1
+    assert "split" in err and "error:" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "cifar11"], "cifar10"),
+        (["--arch", "resnet19"], "resnet18"),
+        (["--class", "9"], "class"),
+        (["--forget", "random:100000"], "100000"),
+        (["--forget", "random:10%", "--class", "1"], "--class"),
+        (["--epochs", "0"], "--epochs"),
+        (["--device", "tpu"], "--device"),
+    ],
+)
+def test_bad_input_exits_1_with_a_clear_message_and_no_run(capsys, tmp_path, args, message):
+    code, out, err = run_cli(capsys, *TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
+    assert code == 1, err
+    assert err.startswith("error:") and message in err
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+def test_missing_data_lists_where_it_looked(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("DAU_DATA", raising=False)
+    code, _, err = run_cli(capsys, "train", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+                           "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert code == 1
+    assert str(tmp_path) in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, _ = run_cli(capsys, "train", "--epochs", "many")
+    assert code == 2
+
+
+def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(f'dataset = "{SYNTH}"\nwidth = 0.125\n[train]\nepochs = 1\nbatch_size = 64\n')
+    code, out, err = run_cli(capsys, "train", "-c", str(good), "--device", "cpu", "-q", "--json",
+                             "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0, err
+    manifest = json.loads(open(os.path.join(json.loads(out)["run"], "manifest.json")).read())
+    assert manifest["config"]["epochs"] == 1 and manifest["config"]["batch_size"] == 64
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepoch = 1\n")
+    code, _, err = run_cli(capsys, "train", "-c", str(bad))
+    assert code == 1 and "did you mean 'epochs'" in err

@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import dau.train as train_module
+from dau.checkpoint import load_run
+from dau.errors import TrainingError
+from dau.train import train
+
+
+def weights(run):
+    return load_file(str(run.path / "model.safetensors"))
+
+
+def test_training_writes_a_complete_run(tmp_path, tiny_config):
+    run = train(tiny_config(), runs_dir=tmp_path, progress=False)
+    assert run.manifest["status"] == "complete"
+    for name in ("model.safetensors", "manifest.json", "split.json", "metrics.json", "log.jsonl"):
+        assert (run.path / name).exists(), name
+    assert not (run.path / "state.pt").exists()
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["split"]["fingerprint"] == run.load_plan().fingerprint
+    assert len(manifest["timings"]["epoch_seconds"]) == 2
+    log = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    reloaded = load_run(run.path).load_model()
+    assert reloaded(torch.rand(2, 1, 8, 8))[0].shape == (2, 4)
+
+
+def test_training_learns_the_synthetic_task(tmp_path, tiny_config):
+    run = train(tiny_config(epochs=8, schedule="cosine"), runs_dir=tmp_path, progress=False)
+    metrics = run.metrics()
+    assert metrics["train_acc"] > 80 and metrics["test_acc"] > 60  # chance is 25
+
+
+def test_resume_reaches_the_same_weights(tmp_path, tiny_config):
+    straight = train(tiny_config(epochs=3), runs_dir=tmp_path / "a", progress=False)
+    partial = train(tiny_config(epochs=3), runs_dir=tmp_path / "b", progress=False, stop_after_epoch=1)
+    assert partial.manifest["status"] == "interrupted"
+    assert (partial.path / "state.pt").exists()
+    resumed = train(tiny_config(epochs=3), resume=partial.path, progress=False)
+    assert resumed.manifest["status"] == "complete"
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_retrain_reference_never_sees_the_forget_set(tmp_path, tiny_config):
+    run = train(tiny_config(epochs=3, forget="class:0", exclude_forget=True), runs_dir=tmp_path,
+                progress=False)
+    plan = run.load_plan()
+    assert run.manifest["split"]["trained_on"] == "retain"
+    assert plan.forgotten_classes == [0]
+    seen = np.concatenate([train_module.epoch_order(plan.retain, 1, e) for e in range(3)])
+    assert not np.isin(seen, plan.forget).any()
+    # a model that never saw class 0 never predicts it
+    from dau.data.datasets import load_dataset
+
+    test = load_dataset(tiny_config().dataset).test
+    model = run.load_model().eval()
+    with torch.no_grad():
+        predicted = model(test.images.float() / 255)[0].argmax(1)
+    assert not (predicted == 0).any()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, monkeypatch):
+    calls = {"n": 0}
+    real = train_module.F.cross_entropy
+
+    def poisoned(logits, y):
+        calls["n"] += 1
+        loss = real(logits, y)
+        return loss * float("nan") if calls["n"] > 10 else loss  # 7 batches per epoch
+
+    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
+        train(tiny_config(epochs=3), runs_dir=tmp_path, progress=False)
+    (path,) = list(tmp_path.iterdir())
+    run = load_run(path)
+    assert run.manifest["status"] == "failed"
+    assert run.manifest["epochs_done"] == 1
+    assert all(torch.isfinite(t).all() for t in weights(run).values())
