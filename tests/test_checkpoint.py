@@ -28,7 +28,7 @@ def test_weights_round_trip(tmp_path):
     ckpt.save_model(tmp_path / "m.safetensors", model)
     other = small()
     ckpt.load_weights(other, tmp_path / "m.safetensors")
-    for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
 

@@ -11,13 +11,13 @@ module), so ``except dau.errors.SplitError`` catches errors from both sides.
 from __future__ import annotations
 
 __all__ = [
-    "DauError",
+    "CheckpointError",
     "ConfigError",
     "DataError",
+    "DauError",
+    "KernelUnavailableError",
     "SplitError",
     "SplitMismatchError",
-    "CheckpointError",
-    "KernelUnavailableError",
     "TrainingError",
 ]
 

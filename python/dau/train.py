@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -70,8 +70,13 @@ def _make_optimizer(
     unknown = sorted(set(masks) - set(params))
     if unknown:
         raise ConfigError(f"masks name parameters the model does not have: {unknown[:3]}")
-    by_param = {params[name]: mask for name, mask in masks.items()}
-    return MaskedSGD(model.parameters(), masks=by_param, kernels=config.kernels, **kwargs)
+    by_param: dict[torch.Tensor, torch.Tensor | None] = {
+        params[name]: mask for name, mask in masks.items()
+    }
+    kernels: Literal["fused", "reference"] = (
+        "reference" if config.kernels == "reference" else "fused"
+    )
+    return MaskedSGD(model.parameters(), masks=by_param, kernels=kernels, **kwargs)
 
 
 def train(
@@ -272,13 +277,12 @@ def train(
         run.write_manifest()
         return run
 
-    evaluation = {}
-    for set_name, idx in (("train", indices), ("test", None)):
-        data = train_data.subset(idx) if idx is not None else dataset.test
+    evaluation: dict[str, float] = {}
+    final_sets = {"train": train_data.subset(indices), "val": val_data, "test": dataset.test}
+    for set_name, data in final_sets.items():
         evaluation[f"{set_name}_acc"] = predict(
             model, data.images, data.labels, batch_size=512, device=device, progress=progress
         ).accuracy
-    evaluation["val_acc"] = record["val_acc"] if config.epochs > start_epoch else None
     evaluation["seconds_per_epoch"] = float(np.mean(run.manifest["timings"]["epoch_seconds"]))
     ckpt.atomic_write_json(run.path / ckpt.METRICS, evaluation)
     run.manifest["status"] = "complete"

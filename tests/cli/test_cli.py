@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,7 @@ def test_eval_refuses_a_reference_on_another_split(capsys, runs, tmp_path):
     ],
 )
 def test_bad_input_exits_1_with_a_clear_message_and_no_run(capsys, tmp_path, args, message):
-    code, out, err = run_cli(capsys, *TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
+    code, _, err = run_cli(capsys, *TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
     assert code == 1, err
     assert err.startswith("error:") and message in err
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
@@ -107,7 +108,7 @@ def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
     code, out, err = run_cli(capsys, "train", "-c", str(good), "--device", "cpu", "-q", "--json",
                              "--runs-dir", str(tmp_path / "runs"))
     assert code == 0, err
-    manifest = json.loads(open(os.path.join(json.loads(out)["run"], "manifest.json")).read())
+    manifest = json.loads((Path(json.loads(out)["run"]) / "manifest.json").read_text())
     assert manifest["config"]["epochs"] == 1 and manifest["config"]["batch_size"] == 64
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nepoch = 1\n")

@@ -143,7 +143,7 @@ def test_predict_rejects_bad_inputs(model: TinyNet) -> None:
         predict(model, images, -labels - 1, progress=False)  # the reference's marked labels
     with pytest.raises(ConfigError, match="batch_size"):
         predict(model, images, labels, batch_size=0, progress=False)
-    with pytest.raises(ConfigError, match="model.to"):
+    with pytest.raises(ConfigError, match=r"model\.to"):
         predict(model, images, labels, device="meta", progress=False)
 
 

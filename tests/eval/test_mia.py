@@ -95,8 +95,10 @@ def test_mia_features_shapes_follow_the_class_count(num_classes: int) -> None:
 # ---------------------------------------------------------------- attacks
 
 
-def rows(n: int, p_label: float, *, correct: bool, num_classes: int = 3, start: int = 0) -> Predictions:
-    """n rows with labels cycling over the classes; the label gets p_label (or the next class does)."""
+def rows(
+    n: int, p_label: float, *, correct: bool, num_classes: int = 3, start: int = 0
+) -> Predictions:
+    """n rows, labels cycling over the classes; p_label goes to the label (or to the next class)."""
     labels = (np.arange(n) + start) % num_classes
     rest = (1.0 - p_label) / (num_classes - 1)
     probs = np.full((n, num_classes), rest)
@@ -194,6 +196,7 @@ def test_training_privacy_detects_a_leaking_model() -> None:
 
 def test_max_samples_subsamples_deterministically() -> None:
     rng = np.random.default_rng(1)
+
     def noisy(n: int, alpha: float) -> Predictions:
         return Predictions(rng.dirichlet([alpha, 1, 1], size=n), rng.integers(0, 3, n))
 
@@ -263,14 +266,23 @@ def test_evaluate_full(model: RandomNet) -> None:
     assert set(result["mia_training_privacy"]) == set(MIA_FEATURES)
     assert result["MIA"] == pytest.approx(100 * result["mia_forget_efficacy"]["confidence"])
     assert result["privacy"] == pytest.approx(100 * result["mia_training_privacy"]["confidence"])
-    for value in (*result["mia_forget_efficacy"].values(), *result["mia_training_privacy"].values()):
+    for value in (
+        *result["mia_forget_efficacy"].values(),
+        *result["mia_training_privacy"].values(),
+    ):
         assert 0.0 <= value <= 1.0
     assert result["n_samples"] == {"train": 90, "retain": 80, "forget": 10, "val": 20, "test": 40}
     assert result["mia_samples"]["forget_efficacy"] == {
-        "n_shadow_train": 40, "n_shadow_test": 40, "n_target_train": 0, "n_target_test": 10,
+        "n_shadow_train": 40,
+        "n_shadow_test": 40,
+        "n_target_train": 0,
+        "n_target_test": 10,
     }
     assert result["mia_samples"]["training_privacy"] == {
-        "n_shadow_train": 20, "n_shadow_test": 20, "n_target_train": 60, "n_target_test": 20,
+        "n_shadow_train": 20,
+        "n_shadow_test": 20,
+        "n_target_train": 60,
+        "n_target_test": 20,
     }
 
 
@@ -296,6 +308,8 @@ def test_evaluate_options(model: RandomNet) -> None:
     capped = evaluate(model, sets, max_mia_samples=12, seed=5, progress=False)
     assert capped["mia_samples"]["forget_efficacy"]["n_shadow_train"] == 12
     assert capped["mia_options"] == {"reference_compat": False, "max_samples": 12, "seed": 5}
+    with pytest.raises(ConfigError, match="max_samples"):
+        evaluate(model, sets, mia=False, max_mia_samples=0, progress=False)
     with pytest.raises(ConfigError, match="did you mean 'retain'"):
         evaluate(model, {"retian": image_set(4, 1)}, progress=False)
     with pytest.raises(DataError, match="pair"):

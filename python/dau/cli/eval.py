@@ -38,8 +38,8 @@ def eval_(runs: tuple[str, ...], **opts: Any) -> None:
     from dau.eval.runs import evaluate_run
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
-    forget = parse_forget_option(opts["forget"], opts["klass"])
-    forget = None if forget == "none" else forget
+    spec = parse_forget_option(opts["forget"], opts["klass"])
+    forget = None if spec == "none" else spec
     reference = load_run(opts["reference"]) if opts["reference"] else None
     kwargs = dict(
         device=opts["device"], batch_size=opts["batch_size"], mia=not opts["no_mia"],

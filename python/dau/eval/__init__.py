@@ -19,6 +19,7 @@ from dau.errors import ConfigError, DataError
 from dau.eval.accuracy import Predictions, predict
 from dau.eval.mia import (
     MIA_FEATURES,
+    check_max_samples,
     entropy,
     forget_efficacy,
     mia_features,
@@ -121,6 +122,9 @@ def evaluate(
                 f"unknown set name {name!r}{hint}; expected some of {', '.join(SET_NAMES)}"
             )
 
+    check_max_samples(max_mia_samples)
+    max_mia_samples = None if max_mia_samples is None else int(max_mia_samples)
+
     preds: dict[str, Predictions] = {}
     for name in SET_NAMES:
         if name not in sets:
@@ -131,7 +135,13 @@ def evaluate(
         images, labels = pair
         logger.debug("predicting %s (%d rows)", name, len(labels))
         preds[name] = predict(
-            model, images, labels, batch_size=batch_size, device=device, progress=progress
+            model,
+            images,
+            labels,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            desc=f"predict {name}",
         )
 
     def acc(name: str) -> float | None:
@@ -154,13 +164,17 @@ def evaluate(
         "mia_options": {
             "reference_compat": bool(reference_compat),
             "max_samples": max_mia_samples,
-            "seed": seed,
+            "seed": int(seed),
         },
     }
     if not mia:
         return result
 
-    options: dict[str, Any] = {"reference_compat": reference_compat, "max_samples": max_mia_samples, "seed": seed}
+    options: dict[str, Any] = {
+        "reference_compat": reference_compat,
+        "max_samples": max_mia_samples,
+        "seed": seed,
+    }
     retain, test, forget = preds.get("retain"), preds.get("test"), preds.get("forget")
     if retain is None or test is None or len(retain) == 0 or len(test) == 0:
         logger.info("no MIA: it needs non-empty retain and test sets")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dau.errors import ConfigError, DataError
 
@@ -93,10 +93,10 @@ class Predictions:
 
 
 def _model_device(model: torch.nn.Module) -> torch.device | None:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return None
 
 
@@ -136,6 +136,7 @@ def predict(
     batch_size: int = 512,
     device: str | torch.device | None = None,
     progress: bool = True,
+    desc: str = "predict",
 ) -> Predictions:
     """Run ``model`` over a set and return its softmax probabilities.
 
@@ -149,6 +150,7 @@ def predict(
         device: where to run; ``None`` means the device of the model's
             parameters. The model is not moved: it must already be there.
         progress: show a tqdm bar on stderr.
+        desc: the bar's label.
 
     The model runs in eval mode under ``torch.inference_mode``; its previous
     train/eval mode is restored afterwards. The softmax is taken in float32
@@ -178,7 +180,7 @@ def predict(
             starts = range(0, n, batch_size)
             for start in tqdm(
                 starts,
-                desc="predict",
+                desc=desc,
                 unit="batch",
                 file=sys.stderr,
                 disable=not progress,

@@ -124,7 +124,8 @@ def mia_features(pred: Predictions, *, reference_compat: bool = False) -> dict[s
     }
 
 
-def _check_max_samples(max_samples: Any) -> None:
+def check_max_samples(max_samples: Any) -> None:
+    """Raise ConfigError unless ``max_samples`` is None or a positive integer."""
     if max_samples is None:
         return
     if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)):
@@ -171,7 +172,7 @@ def svc_mia(
             only), no target set has rows, or the sets disagree on the class count.
         ConfigError: ``max_samples`` is not a positive integer or None.
     """
-    _check_max_samples(max_samples)
+    check_max_samples(max_samples)
     for name, pred in (("shadow_train", shadow_train), ("shadow_test", shadow_test)):
         if not isinstance(pred, Predictions):
             raise DataError(f"{name} must be Predictions, got {type(pred).__name__}")
@@ -181,14 +182,19 @@ def svc_mia(
                 "and non-members (shadow_test) to learn from"
             )
     targets = {"train": target_train, "test": target_test}
-    for name, pred in targets.items():
-        if pred is not None and not isinstance(pred, Predictions):
-            raise DataError(f"target_{name} must be Predictions or None, got {type(pred).__name__}")
-    present = {name: pred for name, pred in targets.items() if pred is not None and len(pred)}
+    for name, target in targets.items():
+        if target is not None and not isinstance(target, Predictions):
+            raise DataError(
+                f"target_{name} must be Predictions or None, got {type(target).__name__}"
+            )
+    present = {name: t for name, t in targets.items() if t is not None and len(t)}
     if not present:
         raise DataError("svc_mia needs at least one non-empty target set (target_train/test)")
     num_classes = shadow_train.num_classes
-    for name, pred in (("shadow_test", shadow_test), *((f"target_{k}", v) for k, v in present.items())):
+    for name, pred in (
+        ("shadow_test", shadow_test),
+        *((f"target_{k}", v) for k, v in present.items()),
+    ):
         if pred.num_classes != num_classes:
             raise DataError(
                 f"{name} has {pred.num_classes} classes but shadow_train has {num_classes}"

@@ -25,8 +25,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def resolve_plan(run: Run, *, reference: Run | None = None, forget: str | None = None,
-                 labels: Any = None, num_classes: int | None = None) -> Any:
+def resolve_plan(run: Run, *, labels: Any, num_classes: int, reference: Run | None = None,
+                 forget: str | None = None) -> Any:
     """The split to judge ``run`` on.
 
     A run trained on the whole training split (an original model) can be judged
@@ -36,7 +36,9 @@ def resolve_plan(run: Run, *, reference: Run | None = None, forget: str | None =
     from dau.data.splits import plan_split
 
     plan = run.load_plan()
-    trained_on_train = run.manifest.get("split", {}).get("trained_on") == "train" and run.kind == "original"
+    trained_on_train = (
+        run.kind == "original" and run.manifest.get("split", {}).get("trained_on") == "train"
+    )
     if forget is not None:
         if not trained_on_train:
             raise SplitMismatchError(
@@ -97,7 +99,7 @@ def evaluate_run(
 
     device = resolve_device(device)
     config = run.config
-    dataset = load_dataset(config["dataset"], data_dir if data_dir is not None else config.get("data_dir"))
+    dataset = load_dataset(config["dataset"], data_dir or config.get("data_dir"))
     info = dataset.info
     plan = resolve_plan(run, reference=reference, forget=forget,
                         labels=dataset.train.labels, num_classes=info.num_classes)

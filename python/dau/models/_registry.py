@@ -88,10 +88,13 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
 
 def scaled(channels: int, width: float) -> int:
     """Channel count after the width multiplier (at least 1)."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))

@@ -7,6 +7,7 @@ reference (spec §2). ``width`` scales every stage's channel count.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -113,12 +114,12 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18")
-def resnet18(**kwargs) -> ResNet:  # type: ignore[no-untyped-def]
+def resnet18(**kwargs: Any) -> ResNet:
     """ResNet-18 (BasicBlock, [2, 2, 2, 2]) with the CIFAR stem."""
     return ResNet(BasicBlock, (2, 2, 2, 2), **kwargs)
 
 
 @register_model("resnet50")
-def resnet50(**kwargs) -> ResNet:  # type: ignore[no-untyped-def]
+def resnet50(**kwargs: Any) -> ResNet:
     """ResNet-50 (Bottleneck, [3, 4, 6, 3]) with the CIFAR stem; 2048·width features."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)

@@ -8,6 +8,7 @@ Fashion-MNIST) shrink to 1×1 instead of failing; a 32×32 input gives the usual
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,7 +48,8 @@ class VGG(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.features(self.normalize(x))
@@ -56,6 +58,6 @@ class VGG(nn.Module):
 
 
 @register_model("vgg16_bn")
-def vgg16_bn(**kwargs) -> VGG:  # type: ignore[no-untyped-def]
+def vgg16_bn(**kwargs: Any) -> VGG:
     """VGG-16 with BatchNorm after every conv."""
     return VGG(_VGG16, **kwargs)

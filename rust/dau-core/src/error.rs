@@ -8,8 +8,7 @@
 use std::path::PathBuf;
 
 /// The spec kinds, as listed in error messages.
-pub const EXPECTED_SPECS: &str =
-    "random:N, random:P%, class:K, classes:K1,K2, indices:FILE, none";
+pub const EXPECTED_SPECS: &str = "random:N, random:P%, class:K, classes:K1,K2, indices:FILE, none";
 
 /// Why a split cannot be planned, or a manifest cannot be read.
 #[derive(Debug, thiserror::Error)]

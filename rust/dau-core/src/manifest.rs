@@ -24,12 +24,15 @@
 //! otherwise); then that the arrays form a consistent split (sorted, in range, val ∪ train =
 //! all, forget ∪ retain = train, disjoint) matching the counts, class counts and spec.
 
+use std::sync::OnceLock;
+
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SplitError;
 use crate::plan::{
-    check_num_classes, check_val_fraction, fingerprint, SetName, SplitPlan,
-    SPLIT_ALGORITHM_VERSION,
+    check_num_classes, check_val_fraction, fingerprint, SetName, SplitPlan, ROLE_FORGET,
+    ROLE_RETAIN, ROLE_VAL, SPLIT_ALGORITHM_VERSION,
 };
 use crate::spec::ForgetSpec;
 
@@ -55,8 +58,17 @@ impl<T> PerSet<T> {
     }
 }
 
+/// One set's positions, serialised straight from the plan's roles.
+struct Positions<'a>(&'a SplitPlan, SetName);
+
+impl Serialize for Positions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter(self.1))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
-struct Manifest<V> {
+struct Manifest<V, C> {
     schema_version: u32,
     algorithm_version: u32,
     spec: String,
@@ -65,7 +77,7 @@ struct Manifest<V> {
     num_classes: u64,
     num_samples: u64,
     counts: PerSet<u64>,
-    class_counts: PerSet<V>,
+    class_counts: PerSet<C>,
     forgotten_classes: Vec<u64>,
     fingerprint: String,
     val: V,
@@ -75,36 +87,42 @@ struct Manifest<V> {
 }
 
 fn invalid(reason: impl Into<String>) -> SplitError {
-    SplitError::InvalidManifest { reason: reason.into() }
+    SplitError::InvalidManifest {
+        reason: reason.into(),
+    }
 }
 
 impl SplitPlan {
     /// The manifest as compact JSON (see the module docs).
     #[must_use]
     pub fn to_json(&self) -> String {
-        let [val, train, forget, retain] = &self.sets;
         let [cv, ct, cf, cr] = &self.class_counts;
-        let m: Manifest<&[u64]> = Manifest {
+        let m: Manifest<Positions<'_>, &[u64]> = Manifest {
             schema_version: MANIFEST_SCHEMA_VERSION,
             algorithm_version: SPLIT_ALGORITHM_VERSION,
             spec: self.spec.clone(),
             seed: self.seed,
             val_fraction: self.val_fraction,
             num_classes: self.num_classes,
-            num_samples: self.num_samples,
+            num_samples: self.num_samples(),
             counts: PerSet {
-                val: val.len() as u64,
-                train: train.len() as u64,
-                forget: forget.len() as u64,
-                retain: retain.len() as u64,
+                val: self.len(SetName::Val),
+                train: self.len(SetName::Train),
+                forget: self.len(SetName::Forget),
+                retain: self.len(SetName::Retain),
             },
-            class_counts: PerSet { val: cv, train: ct, forget: cf, retain: cr },
+            class_counts: PerSet {
+                val: cv,
+                train: ct,
+                forget: cf,
+                retain: cr,
+            },
             forgotten_classes: self.forgotten_classes.clone(),
-            fingerprint: self.fingerprint.clone(),
-            val,
-            train,
-            forget,
-            retain,
+            fingerprint: self.fingerprint().to_owned(),
+            val: Positions(self, SetName::Val),
+            train: Positions(self, SetName::Train),
+            forget: Positions(self, SetName::Forget),
+            retain: Positions(self, SetName::Retain),
         };
         // Serialising plain integers, strings and a finite float cannot fail.
         serde_json::to_string(&m).unwrap_or_default()
@@ -116,61 +134,105 @@ impl SplitPlan {
     /// [`SplitError::InvalidManifest`] for malformed JSON or an inconsistent split,
     /// [`SplitError::FingerprintMismatch`] when the arrays do not hash to the stored fingerprint.
     pub fn from_json(text: &str) -> Result<Self, SplitError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(MANIFEST_SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(invalid(format!(
-                    "schema_version {v} is not supported (this dau reads {MANIFEST_SCHEMA_VERSION})"
-                )))
-            }
-            None => return Err(invalid("missing or non-integer 'schema_version'")),
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<serde_json::Value>,
         }
-        let m: Manifest<Vec<u64>> = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let check_version =
+            |v: Option<&serde_json::Value>| match v.and_then(serde_json::Value::as_u64) {
+                Some(v) if v == u64::from(MANIFEST_SCHEMA_VERSION) => Ok(()),
+                Some(v) => Err(invalid(format!(
+                "schema_version {v} is not supported (this dau reads {MANIFEST_SCHEMA_VERSION})"
+            ))),
+                None => Err(invalid("missing or non-integer 'schema_version'")),
+            };
+        let m: Manifest<Vec<u64>, Vec<u64>> = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // Say "unsupported version" rather than "missing field" for other schemas.
+                if let Ok(Version { schema_version }) = serde_json::from_str::<Version>(text) {
+                    check_version(schema_version.as_ref())?;
+                }
+                return Err(invalid(if e.is_syntax() || e.is_eof() {
+                    format!("not valid JSON: {e}")
+                } else {
+                    e.to_string()
+                }));
+            }
+        };
+        if m.schema_version != MANIFEST_SCHEMA_VERSION {
+            check_version(Some(&serde_json::Value::from(m.schema_version)))?;
+        }
 
         let sets = [m.val, m.train, m.forget, m.retain];
         let computed = fingerprint(&sets);
         if computed != m.fingerprint {
-            return Err(SplitError::FingerprintMismatch { stored: m.fingerprint, computed });
+            return Err(SplitError::FingerprintMismatch {
+                stored: m.fingerprint,
+                computed,
+            });
         }
 
         check_val_fraction(m.val_fraction).map_err(|e| invalid(e.to_string()))?;
         check_num_classes(m.num_classes).map_err(|e| invalid(e.to_string()))?;
         let spec = ForgetSpec::parse(&m.spec).map_err(|e| invalid(e.to_string()))?;
         if spec.to_string() != m.spec {
-            return Err(invalid(format!("spec '{}' is not in canonical form", m.spec)));
+            return Err(invalid(format!(
+                "spec '{}' is not in canonical form",
+                m.spec
+            )));
         }
-        let n = m.num_samples;
-        if n == 0 || usize::try_from(n).is_err() {
-            return Err(invalid(format!("num_samples = {n} is not a valid size")));
-        }
-
-        for (name, set) in SetName::ALL.iter().zip(&sets) {
-            let name = name.as_str();
-            if let Some(w) = set.windows(2).find(|w| w[0] >= w[1]) {
+        let n = match usize::try_from(m.num_samples) {
+            Ok(n) if n > 0 && n as u64 == m.num_samples => n,
+            _ => {
                 return Err(invalid(format!(
-                    "'{name}' is not strictly ascending ({} then {})",
-                    w[0], w[1]
-                )));
+                    "num_samples = {} is not a valid size",
+                    m.num_samples
+                )))
             }
-            if let Some(&last) = set.last() {
-                if last >= n {
-                    return Err(invalid(format!(
-                        "'{name}' holds position {last}, beyond num_samples = {n}"
-                    )));
-                }
-            }
-        }
+        };
         let [val, train, forget, retain] = &sets;
-        if val.len() as u64 + train.len() as u64 != n || !disjoint(val, train) {
+        if val.len() as u64 + train.len() as u64 != n as u64 {
             return Err(invalid("'val' and 'train' do not partition 0..num_samples"));
         }
-        if forget.len() + retain.len() != train.len()
-            || !disjoint(forget, retain)
-            || !is_subset(forget, train)
-            || !is_subset(retain, train)
-        {
+
+        // Rebuild the roles, checking order, range and the partitions on the way.
+        const UNSET: u8 = u8::MAX;
+        let mut roles = vec![UNSET; n];
+        let mut assign = |name: &str, set: &[u64], from: u8, to: u8| -> Result<(), SplitError> {
+            let mut previous: Option<u64> = None;
+            for &p in set {
+                if previous.is_some_and(|q| q >= p) {
+                    return Err(invalid(format!(
+                        "'{name}' is not strictly ascending at {p}"
+                    )));
+                }
+                previous = Some(p);
+                let slot = usize::try_from(p).ok().and_then(|i| roles.get_mut(i));
+                match slot {
+                    Some(r) if *r == from => *r = to,
+                    Some(_) => {
+                        return Err(invalid(format!(
+                            "position {p} of '{name}' breaks the partition \
+                             (val/train must partition all samples, forget/retain must \
+                             partition train)"
+                        )))
+                    }
+                    None => {
+                        return Err(invalid(format!(
+                            "'{name}' holds position {p}, beyond num_samples = {n}"
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        };
+        const TRAIN_UNSPLIT: u8 = u8::MAX - 1;
+        assign("val", val, UNSET, ROLE_VAL)?;
+        assign("train", train, UNSET, TRAIN_UNSPLIT)?;
+        assign("forget", forget, TRAIN_UNSPLIT, ROLE_FORGET)?;
+        assign("retain", retain, TRAIN_UNSPLIT, ROLE_RETAIN)?;
+        if forget.len() + retain.len() != train.len() {
             return Err(invalid("'forget' and 'retain' do not partition 'train'"));
         }
         if forget.is_empty() != spec.is_none() || retain.is_empty() {
@@ -222,7 +284,8 @@ impl SplitPlan {
             .iter()
             .map(|&k| u64::try_from(k).unwrap_or(u64::MAX))
             .collect();
-        if m.forgotten_classes != expected_classes || expected_classes.iter().any(|&k| k >= m.num_classes)
+        if m.forgotten_classes != expected_classes
+            || expected_classes.iter().any(|&k| k >= m.num_classes)
         {
             return Err(invalid(format!(
                 "forgotten_classes {:?} do not match spec '{}' with num_classes = {}",
@@ -230,44 +293,44 @@ impl SplitPlan {
             )));
         }
 
+        // The forget set must be what the spec says (its size, or its classes).
+        let expected_forget = match spec {
+            ForgetSpec::RandomCount(k) => Some(k),
+            ForgetSpec::RandomPercent(p) => Some((p * train.len() as f64 / 100.0).floor() as u64),
+            _ => None,
+        };
+        if let Some(k) = expected_forget {
+            if k != forget.len() as u64 {
+                return Err(invalid(format!(
+                    "spec '{}' selects {k} samples but 'forget' holds {}",
+                    m.spec,
+                    forget.len()
+                )));
+            }
+        }
+        if !expected_classes.is_empty() {
+            for (k, (&t, &f)) in train_cc.iter().zip(forget_cc).enumerate() {
+                let forgotten = expected_classes.binary_search(&(k as u64)).is_ok();
+                if f != if forgotten { t } else { 0 } {
+                    return Err(invalid(format!(
+                        "spec '{}' does not match the forget count {f} of class {k}",
+                        m.spec
+                    )));
+                }
+            }
+        }
+
+        let counts = SetName::ALL.map(|s| *m.counts.get(s));
         Ok(SplitPlan {
             spec: m.spec,
             seed: m.seed,
             val_fraction: m.val_fraction,
             num_classes: m.num_classes,
-            num_samples: n,
             forgotten_classes: m.forgotten_classes,
-            sets,
+            roles,
+            counts,
             class_counts,
-            fingerprint: m.fingerprint,
+            fingerprint: OnceLock::from(m.fingerprint),
         })
     }
-}
-
-/// Whether two ascending slices share no element.
-fn disjoint(a: &[u64], b: &[u64]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => return false,
-        }
-    }
-    true
-}
-
-/// Whether ascending `a` ⊆ ascending `b`.
-fn is_subset(a: &[u64], b: &[u64]) -> bool {
-    let mut j = 0;
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if j == b.len() || b[j] != x {
-            return false;
-        }
-        j += 1;
-    }
-    true
 }

@@ -20,8 +20,13 @@
 //!
 //! Every index array is sorted ascending. The [fingerprint](SplitPlan::fingerprint) is the
 //! SHA-256 of a fixed byte layout of the four arrays (see [`fingerprint`]).
+//!
+//! A plan stores one role byte per sample (val, forget or retain) plus counts; the sorted
+//! position arrays are produced on demand ([`SplitPlan::positions`], [`SplitPlan::iter`]),
+//! so planning touches little memory: O(N) time, about 6 bytes per sample of scratch.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -53,7 +58,12 @@ pub enum SetName {
 
 impl SetName {
     /// All sets, in fingerprint and manifest order.
-    pub const ALL: [SetName; 4] = [SetName::Val, SetName::Train, SetName::Forget, SetName::Retain];
+    pub const ALL: [SetName; 4] = [
+        SetName::Val,
+        SetName::Train,
+        SetName::Forget,
+        SetName::Retain,
+    ];
 
     /// `"val"`, `"train"`, `"forget"` or `"retain"`.
     #[must_use]
@@ -76,7 +86,9 @@ impl SetName {
             "train" => Ok(SetName::Train),
             "forget" => Ok(SetName::Forget),
             "retain" => Ok(SetName::Retain),
-            _ => Err(SplitError::UnknownSet { name: name.to_owned() }),
+            _ => Err(SplitError::UnknownSet {
+                name: name.to_owned(),
+            }),
         }
     }
 
@@ -86,19 +98,50 @@ impl SetName {
 }
 
 /// A planned split (see the module docs). Immutable once built.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SplitPlan {
     pub(crate) spec: String,
     pub(crate) seed: u64,
     pub(crate) val_fraction: f64,
     pub(crate) num_classes: u64,
-    pub(crate) num_samples: u64,
     pub(crate) forgotten_classes: Vec<u64>,
-    /// val, train, forget, retain (in [`SetName`] order).
-    pub(crate) sets: [Vec<u64>; 4],
+    /// One of `ROLE_*` per sample of the full training set.
+    pub(crate) roles: Vec<u8>,
+    /// Size of each set, in [`SetName`] order.
+    pub(crate) counts: [u64; 4],
     /// Per-class counts of each set, in [`SetName`] order.
     pub(crate) class_counts: [Vec<u64>; 4],
-    pub(crate) fingerprint: String,
+    /// Computed on first use.
+    pub(crate) fingerprint: OnceLock<String>,
+}
+
+/// Plans are equal when they hold the same sets and metadata (the fingerprint follows).
+impl PartialEq for SplitPlan {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+            && self.seed == other.seed
+            && self.val_fraction.to_bits() == other.val_fraction.to_bits()
+            && self.num_classes == other.num_classes
+            && self.forgotten_classes == other.forgotten_classes
+            && self.counts == other.counts
+            && self.class_counts == other.class_counts
+            && self.roles == other.roles
+    }
+}
+
+pub(crate) const ROLE_RETAIN: u8 = 0;
+pub(crate) const ROLE_VAL: u8 = 1;
+pub(crate) const ROLE_FORGET: u8 = 2;
+
+/// Whether a sample with `role` belongs to `set`.
+#[inline]
+pub(crate) fn in_set(set: SetName, role: u8) -> bool {
+    match set {
+        SetName::Val => role == ROLE_VAL,
+        SetName::Train => role != ROLE_VAL,
+        SetName::Forget => role == ROLE_FORGET,
+        SetName::Retain => role == ROLE_RETAIN,
+    }
 }
 
 /// Number of validation samples drawn from a class of `m` samples: `⌊val_fraction × m⌋`.
@@ -112,7 +155,9 @@ pub(crate) fn check_val_fraction(val_fraction: f64) -> Result<(), SplitError> {
     if (0.0..1.0).contains(&val_fraction) {
         Ok(())
     } else {
-        Err(SplitError::InvalidValFraction { value: val_fraction })
+        Err(SplitError::InvalidValFraction {
+            value: val_fraction,
+        })
     }
 }
 
@@ -121,28 +166,124 @@ pub(crate) fn check_num_classes(num_classes: u64) -> Result<(), SplitError> {
         return Err(SplitError::ZeroClasses);
     }
     if num_classes > MAX_CLASSES {
-        return Err(SplitError::TooManyClasses { num_classes, max: MAX_CLASSES });
+        return Err(SplitError::TooManyClasses {
+            num_classes,
+            max: MAX_CLASSES,
+        });
     }
     Ok(())
 }
 
 /// Checks that every label lies in `[0, num_classes)` and returns the per-class counts.
-fn count_labels(labels: &[i64], num_classes: u64, what: &'static str) -> Result<Vec<u64>, SplitError> {
+fn count_labels(
+    labels: &[i64],
+    num_classes: u64,
+    what: &'static str,
+) -> Result<Vec<u64>, SplitError> {
     let mut counts = vec![0u64; num_classes as usize];
     for (position, &value) in labels.iter().enumerate() {
         match usize::try_from(value).ok().and_then(|c| counts.get_mut(c)) {
             Some(slot) => *slot += 1,
             None => {
-                return Err(SplitError::LabelOutOfRange { what, position, value, num_classes });
+                return Err(SplitError::LabelOutOfRange {
+                    what,
+                    position,
+                    value,
+                    num_classes,
+                });
             }
         }
     }
     Ok(counts)
 }
 
-const ROLE_RETAIN: u8 = 0;
-const ROLE_VAL: u8 = 1;
-const ROLE_FORGET: u8 = 2;
+/// A position type for scratch buffers: `u32` when the training set allows it (half the
+/// memory traffic), `u64` otherwise. The draws do not depend on the choice.
+trait Pos: Copy + Default {
+    fn from_usize(i: usize) -> Self;
+    fn index(self) -> usize;
+}
+
+impl Pos for u32 {
+    #[inline]
+    fn from_usize(i: usize) -> Self {
+        i as u32
+    }
+    #[inline]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Pos for u64 {
+    #[inline]
+    fn from_usize(i: usize) -> Self {
+        i as u64
+    }
+    #[inline]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Steps 1 and (for `random`) 3 of the algorithm: marks validation and randomly forgotten
+/// samples in `roles` and adds the forgotten samples' classes to `forget_counts`.
+fn draw_roles<P: Pos>(
+    labels: &[i64],
+    class_sizes: &[u64],
+    val_fraction: f64,
+    seed: u64,
+    random_forget: Option<usize>,
+    roles: &mut [u8],
+    forget_counts: &mut [u64],
+) {
+    // Positions grouped by class (counting sort; ascending within each class).
+    let c = class_sizes.len();
+    let mut offsets = Vec::with_capacity(c + 1);
+    let mut acc = 0usize;
+    offsets.push(0);
+    for &m in class_sizes {
+        acc += m as usize;
+        offsets.push(acc);
+    }
+    let mut by_class = vec![P::default(); labels.len()];
+    {
+        let mut cursor = offsets[..c].to_vec();
+        for (position, &label) in labels.iter().enumerate() {
+            let slot = &mut cursor[label as usize];
+            by_class[*slot] = P::from_usize(position);
+            *slot += 1;
+        }
+    }
+
+    // 1. Validation: one generator, classes in ascending order.
+    let mut rng = Rng::new(seed, Stream::Validation);
+    for class in 0..c {
+        let members = &mut by_class[offsets[class]..offsets[class + 1]];
+        let k = val_count(val_fraction, members.len() as u64) as usize;
+        rng.partial_shuffle(members, k);
+        for &p in &members[..k] {
+            roles[p.index()] = ROLE_VAL;
+        }
+    }
+
+    // 3. Random forget: the ascending train positions (reusing the buffer), then k draws.
+    if let Some(k) = random_forget {
+        let mut len = 0;
+        for (position, &r) in roles.iter().enumerate() {
+            if r == ROLE_RETAIN {
+                by_class[len] = P::from_usize(position);
+                len += 1;
+            }
+        }
+        let candidates = &mut by_class[..len];
+        Rng::new(seed, Stream::Forget).partial_shuffle(candidates, k);
+        for &p in &candidates[..k] {
+            roles[p.index()] = ROLE_FORGET;
+            forget_counts[labels[p.index()] as usize] += 1;
+        }
+    }
+}
 
 /// Plans a split (see the module docs).
 ///
@@ -166,8 +307,14 @@ pub fn plan_split(
     let spec_text = spec.to_string();
     let n = labels.len();
     let class_sizes = count_labels(labels, num_classes, "training labels")?;
+    let c = class_sizes.len();
+    let val_counts: Vec<u64> = class_sizes
+        .iter()
+        .map(|&m| val_count(val_fraction, m))
+        .collect();
+    let n_train = n as u64 - val_counts.iter().sum::<u64>();
 
-    // Spec checks that need no drawing come first, so a bad spec fails fast.
+    // Checks that need no drawing come first, so a bad spec fails fast.
     let mut forget_class = Vec::new();
     for &k in spec.classes() {
         match u64::try_from(k).ok().filter(|&k| k < num_classes) {
@@ -181,98 +328,75 @@ pub fn plan_split(
             }
         }
     }
+    let random_forget = match *spec {
+        ForgetSpec::RandomCount(k) => Some(k),
+        ForgetSpec::RandomPercent(p) => Some((p * n_train as f64 / 100.0).floor() as u64),
+        _ => None,
+    };
+    if let Some(requested) = random_forget {
+        if requested > n_train {
+            return Err(SplitError::ForgetCountTooLarge {
+                spec: spec_text,
+                requested,
+                available: n_train,
+            });
+        }
+    }
     let listed = match spec {
         ForgetSpec::Indices(path) => read_indices(path, n as u64)?,
         _ => Vec::new(),
     };
 
-    // Positions grouped by class (counting sort; ascending within each class).
-    let c = class_sizes.len();
-    let mut offsets = Vec::with_capacity(c + 1);
-    let mut acc = 0usize;
-    offsets.push(0);
-    for &m in &class_sizes {
-        acc += m as usize;
-        offsets.push(acc);
+    let mut roles = vec![ROLE_RETAIN; n];
+    let mut forget_counts = vec![0u64; c];
+    let random_forget = random_forget.map(|k| k as usize);
+    if u32::try_from(n).is_ok() {
+        draw_roles::<u32>(
+            labels,
+            &class_sizes,
+            val_fraction,
+            seed,
+            random_forget,
+            &mut roles,
+            &mut forget_counts,
+        );
+    } else {
+        draw_roles::<u64>(
+            labels,
+            &class_sizes,
+            val_fraction,
+            seed,
+            random_forget,
+            &mut roles,
+            &mut forget_counts,
+        );
     }
-    let mut by_class = vec![0u64; n];
-    {
-        let mut cursor = offsets[..c].to_vec();
-        for (position, &label) in labels.iter().enumerate() {
-            let slot = &mut cursor[label as usize];
-            by_class[*slot] = position as u64;
-            *slot += 1;
-        }
-    }
+    let train_counts: Vec<u64> = class_sizes
+        .iter()
+        .zip(&val_counts)
+        .map(|(m, v)| m - v)
+        .collect();
 
-    // 1. Validation.
-    let mut role = vec![ROLE_RETAIN; n];
-    let mut rng = Rng::new(seed, Stream::Validation);
-    let mut n_val = 0usize;
-    for class in 0..c {
-        let members = &mut by_class[offsets[class]..offsets[class + 1]];
-        let k = val_count(val_fraction, members.len() as u64) as usize;
-        rng.partial_shuffle(members, k);
-        for &p in &members[..k] {
-            role[p as usize] = ROLE_VAL;
-        }
-        n_val += k;
-    }
-    let n_train = (n - n_val) as u64;
-
-    // 3. Forget.
-    let path_of = |spec: &ForgetSpec| match spec {
-        ForgetSpec::Indices(p) => p.clone(),
-        _ => std::path::PathBuf::new(),
-    };
     match spec {
-        ForgetSpec::None => {}
-        ForgetSpec::RandomCount(_) | ForgetSpec::RandomPercent(_) => {
-            let requested = match *spec {
-                ForgetSpec::RandomCount(k) => k,
-                ForgetSpec::RandomPercent(p) => (p * n_train as f64 / 100.0).floor() as u64,
-                _ => 0,
-            };
-            if requested > n_train {
-                return Err(SplitError::ForgetCountTooLarge {
-                    spec: spec_text,
-                    requested,
-                    available: n_train,
-                });
-            }
-            // Reuse the by-class buffer for the ascending train positions.
-            let mut len = 0;
-            for (position, &r) in role.iter().enumerate() {
-                if r == ROLE_RETAIN {
-                    by_class[len] = position as u64;
-                    len += 1;
-                }
-            }
-            let candidates = &mut by_class[..len];
-            let mut rng = Rng::new(seed, Stream::Forget);
-            rng.partial_shuffle(candidates, requested as usize);
-            for &p in &candidates[..requested as usize] {
-                role[p as usize] = ROLE_FORGET;
-            }
-        }
         ForgetSpec::Class(_) | ForgetSpec::Classes(_) => {
             let mut is_forgotten = vec![false; c];
             for &k in &forget_class {
                 is_forgotten[k as usize] = true;
+                forget_counts[k as usize] = train_counts[k as usize];
             }
-            for (r, &label) in role.iter_mut().zip(labels) {
+            for (r, &label) in roles.iter_mut().zip(labels) {
                 if *r == ROLE_RETAIN && is_forgotten[label as usize] {
                     *r = ROLE_FORGET;
                 }
             }
         }
-        ForgetSpec::Indices(_) => {
+        ForgetSpec::Indices(path) => {
             for (i, item) in listed.iter().enumerate() {
                 let p = item.position as usize;
-                match role[p] {
+                match roles[p] {
                     ROLE_VAL => {
                         return Err(SplitError::IndicesInValidation {
-                            path: path_of(spec),
+                            path: path.clone(),
                             line: item.line,
                             position: item.position,
                             seed,
@@ -285,66 +409,84 @@ pub fn plan_split(
                             .find(|x| x.position == item.position)
                             .map_or(item.line, |x| x.line);
                         return Err(SplitError::DuplicatePosition {
-                            path: path_of(spec),
+                            path: path.clone(),
                             position: item.position,
                             first_line,
                             second_line: item.line,
                         });
                     }
-                    _ => role[p] = ROLE_FORGET,
+                    _ => {
+                        roles[p] = ROLE_FORGET;
+                        forget_counts[labels[p] as usize] += 1;
+                    }
                 }
             }
         }
+        _ => {}
     }
 
-    // 2 + 4. Collect the sorted sets and their per-class counts in one pass.
-    let n_forget = role.iter().filter(|&&r| r == ROLE_FORGET).count();
-    let mut val = Vec::with_capacity(n_val);
-    let mut train = Vec::with_capacity(n - n_val);
-    let mut forget = Vec::with_capacity(n_forget);
-    let mut retain = Vec::with_capacity(n - n_val - n_forget);
-    let mut counts = [vec![0u64; c], vec![0u64; c], vec![0u64; c], vec![0u64; c]];
-    for (position, (&r, &label)) in role.iter().zip(labels).enumerate() {
-        let p = position as u64;
-        let label = label as usize;
-        if r == ROLE_VAL {
-            val.push(p);
-            counts[0][label] += 1;
-        } else {
-            train.push(p);
-            counts[1][label] += 1;
-            if r == ROLE_FORGET {
-                forget.push(p);
-                counts[2][label] += 1;
-            } else {
-                retain.push(p);
-                counts[3][label] += 1;
-            }
-        }
+    let retain_counts: Vec<u64> = train_counts
+        .iter()
+        .zip(&forget_counts)
+        .map(|(t, f)| t - f)
+        .collect();
+    let n_forget: u64 = forget_counts.iter().sum();
+    if n_forget == 0 && !spec.is_none() {
+        return Err(SplitError::EmptyForget {
+            spec: spec_text,
+            train: n_train,
+        });
     }
-    if forget.is_empty() && !spec.is_none() {
-        return Err(SplitError::EmptyForget { spec: spec_text, train: n_train });
+    if n_forget == n_train {
+        return Err(SplitError::EmptyRetain {
+            spec: spec_text,
+            train: n_train,
+        });
     }
-    if retain.is_empty() {
-        return Err(SplitError::EmptyRetain { spec: spec_text, train: n_train });
-    }
-
-    let sets = [val, train, forget, retain];
-    let fingerprint = fingerprint(&sets);
+    let n_val = n as u64 - n_train;
     Ok(SplitPlan {
         spec: spec_text,
         seed,
         val_fraction,
         num_classes,
-        num_samples: n as u64,
         forgotten_classes: forget_class,
-        sets,
-        class_counts: counts,
-        fingerprint,
+        roles,
+        counts: [n_val, n_train, n_forget, n_train - n_forget],
+        class_counts: [val_counts, train_counts, forget_counts, retain_counts],
+        fingerprint: OnceLock::new(),
     })
 }
 
-/// The split fingerprint: lowercase hex SHA-256 of this byte string:
+const FINGERPRINT_PREFIX: &[u8] = b"dau-split-v1\n";
+
+/// Feeds one set into the fingerprint hasher.
+fn hash_set(hasher: &mut Sha256, name: SetName, len: u64, positions: impl Iterator<Item = u64>) {
+    hasher.update(name.as_str().as_bytes());
+    hasher.update([0u8]);
+    hasher.update(len.to_le_bytes());
+    let mut buf = [0u8; 16 * 1024];
+    let mut used = 0;
+    for p in positions {
+        buf[used..used + 8].copy_from_slice(&p.to_le_bytes());
+        used += 8;
+        if used == buf.len() {
+            hasher.update(buf);
+            used = 0;
+        }
+    }
+    hasher.update(&buf[..used]);
+}
+
+fn hex(digest: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * digest.len());
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The split fingerprint of four position arrays (val, train, forget, retain): lowercase hex
+/// SHA-256 of this byte string:
 ///
 /// ```text
 /// "dau-split-v1\n"
@@ -355,26 +497,46 @@ pub fn plan_split(
 #[must_use]
 pub fn fingerprint(sets: &[Vec<u64>; 4]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"dau-split-v1\n");
-    let mut buf = [0u8; 8 * 1024];
+    hasher.update(FINGERPRINT_PREFIX);
     for (name, positions) in SetName::ALL.iter().zip(sets) {
-        hasher.update(name.as_str().as_bytes());
-        hasher.update([0u8]);
-        hasher.update((positions.len() as u64).to_le_bytes());
-        for chunk in positions.chunks(buf.len() / 8) {
-            for (dst, p) in buf.chunks_exact_mut(8).zip(chunk) {
-                dst.copy_from_slice(&p.to_le_bytes());
-            }
-            hasher.update(&buf[..chunk.len() * 8]);
-        }
+        hash_set(
+            &mut hasher,
+            *name,
+            positions.len() as u64,
+            positions.iter().copied(),
+        );
     }
-    let digest = hasher.finalize();
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    hex(&hasher.finalize())
 }
+
+/// The ascending positions of one set of a plan (see [`SplitPlan::iter`]).
+#[derive(Clone, Debug)]
+pub struct SetPositions<'a> {
+    roles: std::iter::Enumerate<std::slice::Iter<'a, u8>>,
+    set: SetName,
+    remaining: usize,
+}
+
+impl Iterator for SetPositions<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let set = self.set;
+        let (p, _) = self.roles.find(|(_, &r)| in_set(set, r))?;
+        self.remaining -= 1;
+        Some(p as u64)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for SetPositions<'_> {}
 
 impl SplitPlan {
     /// The canonical forget spec (see [`ForgetSpec`]'s `Display`).
@@ -404,7 +566,7 @@ impl SplitPlan {
     /// The size of the full training set.
     #[must_use]
     pub fn num_samples(&self) -> u64 {
-        self.num_samples
+        self.roles.len() as u64
     }
 
     /// Classes forgotten entirely (`class`/`classes` specs), ascending; empty otherwise.
@@ -413,52 +575,97 @@ impl SplitPlan {
         &self.forgotten_classes
     }
 
-    /// The sorted positions of one set.
+    /// The ascending positions of one set, without allocating.
     #[must_use]
-    pub fn set(&self, name: SetName) -> &[u64] {
-        &self.sets[name.index()]
+    pub fn iter(&self, set: SetName) -> SetPositions<'_> {
+        SetPositions {
+            roles: self.roles.iter().enumerate(),
+            set,
+            remaining: self.len(set) as usize,
+        }
+    }
+
+    /// The ascending positions of one set.
+    #[must_use]
+    pub fn positions(&self, set: SetName) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.len(set) as usize);
+        out.extend(
+            self.roles
+                .iter()
+                .enumerate()
+                .filter(|(_, &r)| in_set(set, r))
+                .map(|(p, _)| p as u64),
+        );
+        out
+    }
+
+    /// Whether `position` belongs to `set` (false when it is out of range).
+    #[must_use]
+    pub fn contains(&self, set: SetName, position: u64) -> bool {
+        usize::try_from(position)
+            .ok()
+            .and_then(|p| self.roles.get(p))
+            .is_some_and(|&r| in_set(set, r))
     }
 
     /// Validation positions, ascending.
     #[must_use]
-    pub fn val(&self) -> &[u64] {
-        self.set(SetName::Val)
+    pub fn val(&self) -> Vec<u64> {
+        self.positions(SetName::Val)
     }
 
     /// Training-split positions (all − val), ascending.
     #[must_use]
-    pub fn train(&self) -> &[u64] {
-        self.set(SetName::Train)
+    pub fn train(&self) -> Vec<u64> {
+        self.positions(SetName::Train)
     }
 
     /// Forget positions, ascending.
     #[must_use]
-    pub fn forget(&self) -> &[u64] {
-        self.set(SetName::Forget)
+    pub fn forget(&self) -> Vec<u64> {
+        self.positions(SetName::Forget)
     }
 
     /// Retain positions (train − forget), ascending.
     #[must_use]
-    pub fn retain(&self) -> &[u64] {
-        self.set(SetName::Retain)
+    pub fn retain(&self) -> Vec<u64> {
+        self.positions(SetName::Retain)
+    }
+
+    /// The size of one set.
+    #[must_use]
+    pub fn len(&self, set: SetName) -> u64 {
+        self.counts[set.index()]
     }
 
     /// The size of each set, in [`SetName::ALL`] order.
     #[must_use]
     pub fn counts(&self) -> [(SetName, u64); 4] {
-        SetName::ALL.map(|s| (s, self.set(s).len() as u64))
+        SetName::ALL.map(|s| (s, self.len(s)))
     }
 
     /// Per-class sample counts of one set (length `num_classes`).
     #[must_use]
-    pub fn class_counts(&self, name: SetName) -> &[u64] {
-        &self.class_counts[name.index()]
+    pub fn class_counts(&self, set: SetName) -> &[u64] {
+        &self.class_counts[set.index()]
     }
 
-    /// The split fingerprint (see [`fingerprint`]).
-    #[must_use]
+    /// The split fingerprint (see [`fingerprint`]); computed on first use, then cached.
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        self.fingerprint.get_or_init(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(FINGERPRINT_PREFIX);
+            for set in SetName::ALL {
+                let positions = self
+                    .roles
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &r)| in_set(set, r))
+                    .map(|(p, _)| p as u64);
+                hash_set(&mut hasher, set, self.len(set), positions);
+            }
+            hex(&hasher.finalize())
+        })
     }
 
     /// Positions of the test set to evaluate on, ascending: all of them, or, when

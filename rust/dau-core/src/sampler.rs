@@ -13,7 +13,11 @@ pub const MAX_SAMPLER_LEN: u64 = 1 << 32;
 fn check_len(what: &'static str, value: u64) -> Result<usize, SamplerError> {
     match usize::try_from(value) {
         Ok(v) if value <= MAX_SAMPLER_LEN => Ok(v),
-        _ => Err(SamplerError::TooLarge { what, value, max: MAX_SAMPLER_LEN }),
+        _ => Err(SamplerError::TooLarge {
+            what,
+            value,
+            max: MAX_SAMPLER_LEN,
+        }),
     }
 }
 

@@ -76,9 +76,15 @@ impl ForgetSpec {
                 if let Some(p) = v.strip_suffix('%') {
                     let p_trim = p.trim();
                     let ok_chars = !p_trim.is_empty()
-                        && p_trim.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+');
-                    let percent = if ok_chars { p_trim.parse::<f64>().ok() } else { None }
-                        .ok_or_else(|| malformed(spec, EXPECT_RANDOM, v))?;
+                        && p_trim
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+');
+                    let percent = if ok_chars {
+                        p_trim.parse::<f64>().ok()
+                    } else {
+                        None
+                    }
+                    .ok_or_else(|| malformed(spec, EXPECT_RANDOM, v))?;
                     if !(percent > 0.0 && percent <= 100.0) {
                         return Err(SplitError::FractionOutOfRange {
                             spec: spec.to_owned(),
@@ -229,9 +235,10 @@ pub fn parse_indices(
 /// # Errors
 /// [`SplitError::IndicesFileUnreadable`] with the path and OS error, or a parse error.
 pub fn read_indices(path: &Path, num_samples: u64) -> Result<Vec<ListedPosition>, SplitError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SplitError::IndicesFileUnreadable {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SplitError::IndicesFileUnreadable {
+            path: path.to_owned(),
+            source,
+        })?;
     parse_indices(&text, path, num_samples)
 }

@@ -1,1 +1,374 @@
-//! placeholder
+//! `dau._native`: the Python face of `dau-core` (PyO3 glue only).
+//!
+//! * Input labels are read from NumPy without copying when the array is C-contiguous int64;
+//!   planning and sampling run with the GIL released.
+//! * Errors map to `dau.errors`: `SplitError::FingerprintMismatch` → `SplitMismatchError`,
+//!   every other `SplitError` → `SplitError`, every `SamplerError` → `ConfigError`;
+//!   a non-array or wrong-dtype argument → `TypeError`, a wrong shape → `ValueError`.
+
+use dau_core::{SamplerError, SetName, SplitError};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+/// Instantiates `dau.errors.<class>(message)` as a Python exception.
+fn dau_error(py: Python<'_>, class: &str, message: String) -> PyErr {
+    let made = py
+        .import("dau.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((message.clone(),)));
+    match made {
+        Ok(obj) => PyErr::from_value(obj),
+        // dau.errors is part of the same package; fall back rather than hide the message.
+        Err(_) => PyValueError::new_err(message),
+    }
+}
+
+fn split_error(py: Python<'_>, err: SplitError) -> PyErr {
+    let class = match err {
+        SplitError::FingerprintMismatch { .. } => "SplitMismatchError",
+        _ => "SplitError",
+    };
+    dau_error(py, class, err.to_string())
+}
+
+fn sampler_error(py: Python<'_>, err: SamplerError) -> PyErr {
+    dau_error(py, "ConfigError", err.to_string())
+}
+
+/// Where a bad integer argument is reported: the error class for out-of-range values.
+#[derive(Clone, Copy)]
+enum ArgArea {
+    Split,
+    Sampler,
+}
+
+/// Reads a non-negative integer argument that fits in `u64`, with a clear error otherwise.
+fn u64_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, name: &str, area: ArgArea) -> PyResult<u64> {
+    if let Ok(v) = obj.extract::<u64>() {
+        return Ok(v);
+    }
+    let type_name = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    if obj.is_instance_of::<pyo3::types::PyFloat>() || obj.call_method0("__index__").is_err() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an int, got {type_name}"
+        )));
+    }
+    let shown = obj
+        .repr()
+        .map_or_else(|_| "?".to_owned(), |r| r.to_string());
+    let message = format!("{name} must be an integer in [0, 2**64), got {shown}");
+    Err(match area {
+        ArgArea::Split => dau_error(py, "SplitError", message),
+        ArgArea::Sampler => dau_error(py, "ConfigError", message),
+    })
+}
+
+/// Runs `f` on the int64 contents of a 1-D NumPy array with the GIL released; borrows the
+/// array's memory when it is contiguous and copies it otherwise.
+fn with_i64_array<R, F>(py: Python<'_>, obj: &Bound<'_, PyAny>, name: &str, f: F) -> PyResult<R>
+where
+    F: FnOnce(&[i64]) -> R + Send,
+    R: Send,
+{
+    let Ok(array) = obj.cast::<PyArray1<i64>>() else {
+        return Err(describe_bad_array(obj, name));
+    };
+    let readonly = array.try_readonly().map_err(|e| {
+        PyValueError::new_err(format!(
+            "{name}: the array is borrowed mutably elsewhere ({e})"
+        ))
+    })?;
+    if let Ok(slice) = readonly.as_slice() {
+        Ok(py.detach(|| f(slice)))
+    } else {
+        let copied: Vec<i64> = readonly.as_array().iter().copied().collect();
+        Ok(py.detach(|| f(&copied)))
+    }
+}
+
+fn describe_bad_array(obj: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        let dtype = array
+            .getattr("dtype")
+            .and_then(|d| d.str())
+            .map_or_else(|_| "?".to_owned(), |s| s.to_string());
+        if array.ndim() != 1 {
+            return PyValueError::new_err(format!(
+                "{name} must be a 1-D array, got {} dimensions with shape {:?}",
+                array.ndim(),
+                array.shape()
+            ));
+        }
+        return PyTypeError::new_err(format!(
+            "{name} must have dtype int64, got {dtype}; convert it with \
+             numpy.ascontiguousarray({name}, dtype=numpy.int64)"
+        ));
+    }
+    let type_name = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    PyTypeError::new_err(format!(
+        "{name} must be a 1-D numpy.ndarray of int64, got {type_name}"
+    ))
+}
+
+/// Moves a vector of positions into a NumPy array (the allocation is reused).
+fn owned_to_numpy(py: Python<'_>, positions: Vec<u64>) -> Bound<'_, PyArray1<i64>> {
+    PyArray1::from_vec(py, positions.into_iter().map(|p| p as i64).collect())
+}
+
+/// A planned split of a training set into validation, train, forget and retain positions.
+#[pyclass(frozen, name = "SplitPlan", module = "dau._native")]
+struct PySplitPlan {
+    inner: dau_core::SplitPlan,
+}
+
+impl PySplitPlan {
+    /// One set's positions as a new int64 array (built with the GIL released).
+    fn set_array<'py>(&self, py: Python<'py>, set: SetName) -> Bound<'py, PyArray1<i64>> {
+        let plan = &self.inner;
+        owned_to_numpy(py, py.detach(|| plan.positions(set)))
+    }
+}
+
+#[pymethods]
+impl PySplitPlan {
+    /// Training-split positions (all − val), ascending; a new int64 array each call.
+    #[getter]
+    fn train<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.set_array(py, SetName::Train)
+    }
+
+    /// Validation positions, ascending; a new int64 array each call.
+    #[getter]
+    fn val<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.set_array(py, SetName::Val)
+    }
+
+    /// Forget positions, ascending; a new int64 array each call.
+    #[getter]
+    fn forget<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.set_array(py, SetName::Forget)
+    }
+
+    /// Retain positions (train − forget), ascending; a new int64 array each call.
+    #[getter]
+    fn retain<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.set_array(py, SetName::Retain)
+    }
+
+    /// The canonical forget spec.
+    #[getter]
+    fn spec(&self) -> &str {
+        self.inner.spec()
+    }
+
+    /// The seed the plan was drawn with.
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.inner.seed()
+    }
+
+    /// The fraction of each class carved out for validation.
+    #[getter]
+    fn val_fraction(&self) -> f64 {
+        self.inner.val_fraction()
+    }
+
+    /// The number of classes.
+    #[getter]
+    fn num_classes(&self) -> u64 {
+        self.inner.num_classes()
+    }
+
+    /// The size of the full training set.
+    #[getter]
+    fn num_samples(&self) -> u64 {
+        self.inner.num_samples()
+    }
+
+    /// Classes forgotten entirely (class/classes specs), ascending.
+    #[getter]
+    fn forgotten_classes(&self) -> Vec<u64> {
+        self.inner.forgotten_classes().to_vec()
+    }
+
+    /// Hex SHA-256 fingerprint of the four index arrays (computed once, on first use).
+    #[getter]
+    fn fingerprint(&self, py: Python<'_>) -> String {
+        let plan = &self.inner;
+        py.detach(|| plan.fingerprint().to_owned())
+    }
+
+    /// Sizes of the sets: {"val", "train", "forget", "retain"}.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, n) in self.inner.counts() {
+            d.set_item(name.as_str(), n)?;
+        }
+        Ok(d)
+    }
+
+    /// Per-class counts of one set ("val", "train", "forget" or "retain").
+    fn class_counts<'py>(
+        &self,
+        py: Python<'py>,
+        set_name: &str,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let set = SetName::parse(set_name).map_err(|e| split_error(py, e))?;
+        let counts: Vec<i64> = self
+            .inner
+            .class_counts(set)
+            .iter()
+            .map(|&n| n as i64)
+            .collect();
+        Ok(PyArray1::from_vec(py, counts))
+    }
+
+    /// Test-set positions to evaluate on, ascending (dropping forgotten classes if asked).
+    #[pyo3(signature = (test_labels, drop_forgotten_classes = true))]
+    fn test_indices<'py>(
+        &self,
+        py: Python<'py>,
+        test_labels: &Bound<'py, PyAny>,
+        drop_forgotten_classes: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let plan = &self.inner;
+        let result = with_i64_array(py, test_labels, "test_labels", |labels| {
+            plan.test_indices(labels, drop_forgotten_classes)
+        })?;
+        let positions = result.map_err(|e| split_error(py, e))?;
+        Ok(owned_to_numpy(py, positions))
+    }
+
+    /// The split manifest as JSON.
+    fn to_json(&self, py: Python<'_>) -> String {
+        let plan = &self.inner;
+        py.detach(|| plan.to_json())
+    }
+
+    /// Reads a manifest written by `to_json`, verifying its fingerprint and consistency.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &str) -> PyResult<Self> {
+        let parsed = py.detach(|| dau_core::SplitPlan::from_json(text));
+        parsed
+            .map(|inner| Self { inner })
+            .map_err(|e| split_error(py, e))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let p = &self.inner;
+        let fingerprint = py.detach(|| p.fingerprint().to_owned());
+        let [val, train, forget, retain] = p.counts().map(|(_, n)| n);
+        format!(
+            "SplitPlan(spec={:?}, seed={}, val_fraction={}, num_classes={}, num_samples={}, \
+             val={val}, train={train}, forget={forget}, retain={retain}, fingerprint='{}')",
+            p.spec(),
+            p.seed(),
+            p.val_fraction(),
+            p.num_classes(),
+            p.num_samples(),
+            &fingerprint[..16],
+        )
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Self) -> bool {
+        let (a, b) = (&self.inner, &other.inner);
+        py.detach(|| a == b)
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> u64 {
+        let plan = &self.inner;
+        let fingerprint = py.detach(|| plan.fingerprint().to_owned());
+        u64::from_str_radix(&fingerprint[..16], 16).unwrap_or(0)
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let from_json = slf.get_type().getattr("from_json")?;
+        let plan = &slf.get().inner;
+        let json = py.detach(|| plan.to_json());
+        Ok((from_json, PyTuple::new(py, [json])?))
+    }
+}
+
+/// Plans a split of a training set (see dau._native.pyi for the full contract).
+#[pyfunction]
+#[pyo3(signature = (labels, num_classes, forget, seed, val_fraction = 0.1))]
+fn plan_split(
+    py: Python<'_>,
+    labels: &Bound<'_, PyAny>,
+    num_classes: &Bound<'_, PyAny>,
+    forget: &str,
+    seed: &Bound<'_, PyAny>,
+    val_fraction: f64,
+) -> PyResult<PySplitPlan> {
+    let num_classes = u64_arg(py, num_classes, "num_classes", ArgArea::Split)?;
+    let seed = u64_arg(py, seed, "seed", ArgArea::Split)?;
+    let spec = dau_core::ForgetSpec::parse(forget).map_err(|e| split_error(py, e))?;
+    let planned = with_i64_array(py, labels, "labels", |labels| {
+        dau_core::plan_split(labels, num_classes, &spec, seed, val_fraction)
+    })?;
+    planned
+        .map(|inner| PySplitPlan { inner })
+        .map_err(|e| split_error(py, e))
+}
+
+/// A random permutation of 0..n for (seed, stream); use the epoch as the stream.
+#[pyfunction]
+fn permutation<'py>(
+    py: Python<'py>,
+    n: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+    stream: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let n = u64_arg(py, n, "n", ArgArea::Sampler)?;
+    let seed = u64_arg(py, seed, "seed", ArgArea::Sampler)?;
+    let stream = u64_arg(py, stream, "stream", ArgArea::Sampler)?;
+    let drawn = py.detach(|| dau_core::permutation(n, seed, stream));
+    drawn
+        .map(|v| owned_to_numpy(py, v))
+        .map_err(|e| sampler_error(py, e))
+}
+
+/// k uniform draws from 0..n with replacement for (seed, stream).
+#[pyfunction]
+fn with_replacement<'py>(
+    py: Python<'py>,
+    n: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+    stream: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let n = u64_arg(py, n, "n", ArgArea::Sampler)?;
+    let k = u64_arg(py, k, "k", ArgArea::Sampler)?;
+    let seed = u64_arg(py, seed, "seed", ArgArea::Sampler)?;
+    let stream = u64_arg(py, stream, "stream", ArgArea::Sampler)?;
+    let drawn = py.detach(|| dau_core::with_replacement(n, k, seed, stream));
+    drawn
+        .map(|v| owned_to_numpy(py, v))
+        .map_err(|e| sampler_error(py, e))
+}
+
+/// Split planning, deterministic samplers and split manifests (Rust).
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SPLIT_ALGORITHM_VERSION", dau_core::SPLIT_ALGORITHM_VERSION)?;
+    m.add("MANIFEST_SCHEMA_VERSION", dau_core::MANIFEST_SCHEMA_VERSION)?;
+    m.add("DEFAULT_VAL_FRACTION", dau_core::DEFAULT_VAL_FRACTION)?;
+    m.add("MAX_CLASSES", dau_core::MAX_CLASSES)?;
+    m.add_class::<PySplitPlan>()?;
+    m.add_function(wrap_pyfunction!(plan_split, m)?)?;
+    m.add_function(wrap_pyfunction!(permutation, m)?)?;
+    m.add_function(wrap_pyfunction!(with_replacement, m)?)?;
+    Ok(())
+}
