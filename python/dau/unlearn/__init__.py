@@ -1,0 +1,1 @@
+"""Unlearning methods and the masked optimizer they share (:mod:`dau.unlearn.optim`)."""
