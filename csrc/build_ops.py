@@ -13,6 +13,7 @@ The library holds every schema (``csrc/registration.cpp``), the CPU kernels
 else ``c++``) against the headers of the installed torch, using only torch's
 stable ABI (``TORCH_STABLE_ONLY``) and targeting torch 2.10
 (``TORCH_TARGET_VERSION``), so one build loads into every torch >= 2.10.
+Headers shared by the kernels (``csrc/*.h``) are included by relative path.
 
 CUDA (``--cuda``, default ``$DAU_CUDA``, else ``auto``):
 
@@ -29,7 +30,8 @@ The architectures are ``$DAU_CUDA_ARCH`` (for example ``"8.0;9.0+PTX"`` or
 Outputs, each written to a temporary name and renamed into place:
 ``<out-dir>/libdau_ops.so`` and ``<out-dir>/_ops_build.json`` (torch version,
 compiler, flags, whether CUDA was built and for which architectures or why
-not). A build whose inputs have not changed is skipped unless ``--force``.
+not). A build whose inputs (sources, the headers under ``csrc/``, compiler,
+flags, torch version) have not changed is skipped unless ``--force``.
 
 ``--check-cuda-compile-only`` compiles the ``.cu`` files to object files in a
 temporary folder and exits non-zero on a compile error; it needs nvcc but no
@@ -374,6 +376,11 @@ def _sources() -> tuple[list[Path], list[Path]]:
     return cpp, cu
 
 
+def _headers() -> list[Path]:
+    """The headers under csrc/ that the sources include: part of the inputs digest."""
+    return sorted(p for pattern in ("*.h", "*.cuh") for p in CSRC.rglob(pattern))
+
+
 def _inputs_digest(parts: Sequence[str], files: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -492,7 +499,8 @@ def build(out_dir: Path, cuda_mode: str, force: bool, verbose: bool) -> int:
     used_sources = cpp_sources + (cu_sources if toolkit is not None else [])
     cxx_version = _first_line([cxx, "--version"])
     digest = _inputs_digest(
-        [torch.__version__, cxx, cxx_version, *cxx_flags, *nvcc_flags, *ldflags], used_sources
+        [torch.__version__, cxx, cxx_version, *cxx_flags, *nvcc_flags, *ldflags],
+        [*used_sources, *_headers()],
     )
     library = out_dir / LIBRARY_NAME
     info_path = out_dir / BUILD_INFO_NAME

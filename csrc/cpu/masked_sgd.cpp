@@ -14,6 +14,8 @@
 // and param and buffer are copied back, so the caller's tensors are updated
 // in place whatever their strides.
 
+#include "../masked_sgd_common.h"
+
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
@@ -22,13 +24,9 @@
 #include <torch/headeronly/util/Exception.h>
 #include <torch/headeronly/util/Half.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <numeric>
 #include <optional>
-#include <sstream>
-#include <string>
 #include <vector>
 
 namespace dau::ops {
@@ -37,6 +35,8 @@ using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 
 namespace {
+
+using masked_sgd::device_string;
 
 // Elements per chunk handed to one thread: small tensors run inline, so the
 // thread pool is only woken for work that pays for it.
@@ -238,86 +238,6 @@ RangeFn pick_kernel(
   return nullptr;
 }
 
-// ---------------------------------------------------------------- checks ----
-
-std::string shape_string(const Tensor& t) {
-  std::ostringstream out;
-  out << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    out << (d ? ", " : "") << t.size(d);
-  }
-  out << "]";
-  return out.str();
-}
-
-std::string device_string(const Tensor& t) {
-  std::ostringstream out;
-  out << (t.is_cpu() ? "cpu" : (t.is_cuda() ? "cuda" : "other"));
-  if (!t.is_cpu()) {
-    out << ":" << t.get_device_index();
-  }
-  return out.str();
-}
-
-bool same_shape(const Tensor& a, const Tensor& b) {
-  if (a.dim() != b.dim()) {
-    return false;
-  }
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) != b.size(d)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool same_strides(const Tensor& a, const Tensor& b) {
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) != 1 && a.stride(d) != b.stride(d)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool is_supported_dtype(ScalarType dtype) {
-  return dtype == ScalarType::Float || dtype == ScalarType::Double ||
-      dtype == ScalarType::Half || dtype == ScalarType::BFloat16;
-}
-
-// Dense: the elements fill exactly numel() consecutive slots from data_ptr(),
-// in some order of the dims, with no gaps and no two elements sharing a slot.
-bool is_non_overlapping_and_dense(const Tensor& t) {
-  const int64_t ndim = t.dim();
-  std::vector<int64_t> dims(static_cast<size_t>(ndim));
-  std::iota(dims.begin(), dims.end(), int64_t{0});
-  std::sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) {
-    return t.stride(a) < t.stride(b);
-  });
-  int64_t expected = 1;
-  for (const int64_t d : dims) {
-    const int64_t size = t.size(d);
-    if (size == 1) {
-      continue;
-    }
-    if (t.stride(d) != expected) {
-      return false;
-    }
-    expected *= size;
-  }
-  return true;
-}
-
-// A param or buffer that is written must not have two elements in one slot.
-bool has_internal_overlap(const Tensor& t) {
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    if (t.size(d) > 1 && t.stride(d) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
 MaskKind mask_kind_of(const std::optional<Tensor>& mask) {
   if (!mask.has_value()) {
     return MaskKind::kNone;
@@ -327,98 +247,6 @@ MaskKind mask_kind_of(const std::optional<Tensor>& mask) {
     return MaskKind::kByte;
   }
   return MaskKind::kSame;
-}
-
-void check_arguments(
-    const std::vector<Tensor>& params,
-    const std::vector<Tensor>& grads,
-    const std::vector<Tensor>& buffers,
-    const std::vector<std::optional<Tensor>>& masks,
-    double momentum,
-    double dampening,
-    bool nesterov) {
-  const size_t n = params.size();
-  STD_TORCH_CHECK(
-      grads.size() == n,
-      "masked_sgd_: got ", grads.size(), " grads for ", n, " params; pass one grad per param");
-  if (momentum != 0.0) {
-    STD_TORCH_CHECK(
-        buffers.size() == n,
-        "masked_sgd_: momentum is ", momentum, " so one momentum buffer per param is needed, got ",
-        buffers.size(), " buffers for ", n, " params");
-  } else {
-    STD_TORCH_CHECK(
-        buffers.empty() || buffers.size() == n,
-        "masked_sgd_: got ", buffers.size(), " momentum buffers for ", n,
-        " params; pass none or one per param");
-  }
-  STD_TORCH_CHECK(
-      masks.empty() || masks.size() == n,
-      "masked_sgd_: got ", masks.size(), " masks for ", n,
-      " params; pass none (all dense) or one per param (None = dense)");
-  STD_TORCH_CHECK(
-      !nesterov || (momentum > 0.0 && dampening == 0.0),
-      "masked_sgd_: Nesterov momentum requires momentum > 0 and dampening == 0, got momentum=",
-      momentum, " dampening=", dampening);
-
-  const bool use_buffers = momentum != 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    const Tensor& p = params[i];
-    STD_TORCH_CHECK(p.defined(), "masked_sgd_: params[", i, "] is undefined");
-    STD_TORCH_CHECK(
-        p.layout() == torch::headeronly::Layout::Strided,
-        "masked_sgd_: params[", i, "] must be a strided (dense) tensor");
-    const ScalarType dtype = p.scalar_type();
-    STD_TORCH_CHECK(
-        is_supported_dtype(dtype),
-        "masked_sgd_: params[", i, "] has dtype ", torch::headeronly::toString(dtype),
-        "; supported are float32, float64, float16 and bfloat16");
-    STD_TORCH_CHECK(
-        !has_internal_overlap(p),
-        "masked_sgd_: params[", i, "] has several elements in one memory location "
-        "(an expanded view); it cannot be updated in place");
-
-    auto check_like = [&](const Tensor& t, const char* name, bool same_dtype) {
-      STD_TORCH_CHECK(t.defined(), "masked_sgd_: ", name, "[", i, "] is undefined");
-      STD_TORCH_CHECK(
-          t.layout() == torch::headeronly::Layout::Strided,
-          "masked_sgd_: ", name, "[", i, "] must be a strided (dense) tensor");
-      STD_TORCH_CHECK(
-          same_shape(p, t),
-          "masked_sgd_: ", name, "[", i, "] has shape ", shape_string(t), " but params[", i,
-          "] has shape ", shape_string(p));
-      STD_TORCH_CHECK(
-          t.is_cpu() == p.is_cpu() && t.is_cuda() == p.is_cuda() &&
-              t.get_device_index() == p.get_device_index(),
-          "masked_sgd_: ", name, "[", i, "] is on ", device_string(t), " but params[", i,
-          "] is on ", device_string(p));
-      if (same_dtype) {
-        STD_TORCH_CHECK(
-            t.scalar_type() == dtype,
-            "masked_sgd_: ", name, "[", i, "] has dtype ",
-            torch::headeronly::toString(t.scalar_type()), " but params[", i, "] has dtype ",
-            torch::headeronly::toString(dtype));
-      }
-    };
-    check_like(grads[i], "grads", true);
-    if (use_buffers) {
-      check_like(buffers[i], "momentum_buffers", true);
-      STD_TORCH_CHECK(
-          !has_internal_overlap(buffers[i]),
-          "masked_sgd_: momentum_buffers[", i, "] has several elements in one memory "
-          "location (an expanded view); it cannot be updated in place");
-    }
-    if (!masks.empty() && masks[i].has_value()) {
-      const Tensor& m = *masks[i];
-      check_like(m, "masks", false);
-      const ScalarType mdtype = m.scalar_type();
-      STD_TORCH_CHECK(
-          mdtype == ScalarType::Bool || mdtype == ScalarType::Byte || mdtype == dtype,
-          "masked_sgd_: masks[", i, "] has dtype ", torch::headeronly::toString(mdtype),
-          "; a mask must be bool, uint8 or the dtype of its param (",
-          torch::headeronly::toString(dtype), ")");
-    }
-  }
 }
 
 // --------------------------------------------------------------- kernel -----
@@ -441,13 +269,8 @@ void step_one(
 
   // Fast path: all operands share one dense layout, so offset k of each
   // pointer is the same logical element.
-  bool direct = is_non_overlapping_and_dense(param) && same_strides(param, grad);
-  if (buffer != nullptr) {
-    direct = direct && same_strides(param, *buffer);
-  }
-  if (mask.has_value()) {
-    direct = direct && same_strides(param, *mask);
-  }
+  const bool direct = masked_sgd::shares_dense_layout(
+      param, grad, buffer, mask.has_value() ? &*mask : nullptr);
 
   // Off the fast path every operand is made contiguous (a no-op for those
   // that already are); `param` stands in for operands that are absent.
@@ -494,7 +317,10 @@ void masked_sgd_cpu(
     bool nesterov,
     bool maximize,
     bool first_step) {
-  check_arguments(params, grads, momentum_buffers, masks, momentum, dampening, nesterov);
+  // The CPU kernel checks the device of the params after all other checks.
+  masked_sgd::check_arguments(
+      params, grads, momentum_buffers, masks, momentum, dampening, nesterov,
+      [](const std::vector<Tensor>&, size_t) {});
   for (size_t i = 0; i < params.size(); ++i) {
     STD_TORCH_CHECK(
         params[i].is_cpu(), "masked_sgd_: the CPU kernel got params[", i, "] on ",

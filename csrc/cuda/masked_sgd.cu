@@ -18,6 +18,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "../masked_sgd_common.h"
+
 #include <torch/csrc/inductor/aoti_torch/c/shim.h>
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
@@ -27,13 +29,9 @@
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <map>
-#include <numeric>
 #include <optional>
-#include <sstream>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -175,181 +173,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// ---------------------------------------------------------------- checks ----
-
-std::string shape_string(const Tensor& t) {
-  std::ostringstream out;
-  out << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    out << (d ? ", " : "") << t.size(d);
-  }
-  out << "]";
-  return out.str();
-}
-
-std::string device_string(const Tensor& t) {
-  std::ostringstream out;
-  out << (t.is_cpu() ? "cpu" : (t.is_cuda() ? "cuda" : "other"));
-  if (!t.is_cpu()) {
-    out << ":" << t.get_device_index();
-  }
-  return out.str();
-}
-
-bool same_shape(const Tensor& a, const Tensor& b) {
-  if (a.dim() != b.dim()) {
-    return false;
-  }
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) != b.size(d)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool same_strides(const Tensor& a, const Tensor& b) {
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) != 1 && a.stride(d) != b.stride(d)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool is_non_overlapping_and_dense(const Tensor& t) {
-  const int64_t ndim = t.dim();
-  std::vector<int64_t> dims(static_cast<size_t>(ndim));
-  std::iota(dims.begin(), dims.end(), int64_t{0});
-  std::sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) {
-    return t.stride(a) < t.stride(b);
-  });
-  int64_t expected = 1;
-  for (const int64_t d : dims) {
-    const int64_t size = t.size(d);
-    if (size == 1) {
-      continue;
-    }
-    if (t.stride(d) != expected) {
-      return false;
-    }
-    expected *= size;
-  }
-  return true;
-}
-
-bool has_internal_overlap(const Tensor& t) {
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    if (t.size(d) > 1 && t.stride(d) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool is_supported_dtype(ScalarType dtype) {
-  return dtype == ScalarType::Float || dtype == ScalarType::Double ||
-      dtype == ScalarType::Half || dtype == ScalarType::BFloat16;
-}
-
-void check_arguments(
-    const std::vector<Tensor>& params,
-    const std::vector<Tensor>& grads,
-    const std::vector<Tensor>& buffers,
-    const std::vector<std::optional<Tensor>>& masks,
-    double momentum,
-    double dampening,
-    bool nesterov) {
-  const size_t n = params.size();
-  STD_TORCH_CHECK(
-      grads.size() == n,
-      "masked_sgd_: got ", grads.size(), " grads for ", n, " params; pass one grad per param");
-  if (momentum != 0.0) {
-    STD_TORCH_CHECK(
-        buffers.size() == n,
-        "masked_sgd_: momentum is ", momentum, " so one momentum buffer per param is needed, got ",
-        buffers.size(), " buffers for ", n, " params");
-  } else {
-    STD_TORCH_CHECK(
-        buffers.empty() || buffers.size() == n,
-        "masked_sgd_: got ", buffers.size(), " momentum buffers for ", n,
-        " params; pass none or one per param");
-  }
-  STD_TORCH_CHECK(
-      masks.empty() || masks.size() == n,
-      "masked_sgd_: got ", masks.size(), " masks for ", n,
-      " params; pass none (all dense) or one per param (None = dense)");
-  STD_TORCH_CHECK(
-      !nesterov || (momentum > 0.0 && dampening == 0.0),
-      "masked_sgd_: Nesterov momentum requires momentum > 0 and dampening == 0, got momentum=",
-      momentum, " dampening=", dampening);
-
-  const bool use_buffers = momentum != 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    const Tensor& p = params[i];
-    STD_TORCH_CHECK(p.defined(), "masked_sgd_: params[", i, "] is undefined");
-    STD_TORCH_CHECK(
-        p.layout() == torch::headeronly::Layout::Strided,
-        "masked_sgd_: params[", i, "] must be a strided (dense) tensor");
-    STD_TORCH_CHECK(
-        p.is_cuda(), "masked_sgd_: the CUDA kernel got params[", i, "] on ", device_string(p),
-        "; all tensors of one call must be on one device");
-    STD_TORCH_CHECK(
-        p.get_device_index() == params[0].get_device_index(),
-        "masked_sgd_: params[", i, "] is on ", device_string(p), " but params[0] is on ",
-        device_string(params[0]), "; all tensors of one call must be on one device");
-    const ScalarType dtype = p.scalar_type();
-    STD_TORCH_CHECK(
-        is_supported_dtype(dtype),
-        "masked_sgd_: params[", i, "] has dtype ", torch::headeronly::toString(dtype),
-        "; supported are float32, float64, float16 and bfloat16");
-    STD_TORCH_CHECK(
-        !has_internal_overlap(p),
-        "masked_sgd_: params[", i, "] has several elements in one memory location "
-        "(an expanded view); it cannot be updated in place");
-
-    auto check_like = [&](const Tensor& t, const char* name, bool same_dtype) {
-      STD_TORCH_CHECK(t.defined(), "masked_sgd_: ", name, "[", i, "] is undefined");
-      STD_TORCH_CHECK(
-          t.layout() == torch::headeronly::Layout::Strided,
-          "masked_sgd_: ", name, "[", i, "] must be a strided (dense) tensor");
-      STD_TORCH_CHECK(
-          same_shape(p, t),
-          "masked_sgd_: ", name, "[", i, "] has shape ", shape_string(t), " but params[", i,
-          "] has shape ", shape_string(p));
-      STD_TORCH_CHECK(
-          t.is_cuda() && t.get_device_index() == p.get_device_index(),
-          "masked_sgd_: ", name, "[", i, "] is on ", device_string(t), " but params[", i,
-          "] is on ", device_string(p));
-      if (same_dtype) {
-        STD_TORCH_CHECK(
-            t.scalar_type() == dtype,
-            "masked_sgd_: ", name, "[", i, "] has dtype ",
-            torch::headeronly::toString(t.scalar_type()), " but params[", i, "] has dtype ",
-            torch::headeronly::toString(dtype));
-      }
-    };
-    check_like(grads[i], "grads", true);
-    if (use_buffers) {
-      check_like(buffers[i], "momentum_buffers", true);
-      STD_TORCH_CHECK(
-          !has_internal_overlap(buffers[i]),
-          "masked_sgd_: momentum_buffers[", i, "] has several elements in one memory "
-          "location (an expanded view); it cannot be updated in place");
-    }
-    if (!masks.empty() && masks[i].has_value()) {
-      const Tensor& m = *masks[i];
-      check_like(m, "masks", false);
-      const ScalarType mdtype = m.scalar_type();
-      STD_TORCH_CHECK(
-          mdtype == ScalarType::Bool || mdtype == ScalarType::Byte || mdtype == dtype,
-          "masked_sgd_: masks[", i, "] has dtype ", torch::headeronly::toString(mdtype),
-          "; a mask must be bool, uint8 or the dtype of its param (",
-          torch::headeronly::toString(dtype), ")");
-    }
-  }
-}
-
 // --------------------------------------------------------------- launch -----
 
 // The operands of one tensor as the kernel sees them.
@@ -445,7 +268,19 @@ void masked_sgd_cuda(
     bool nesterov,
     bool maximize,
     bool first_step) {
-  check_arguments(params, grads, momentum_buffers, masks, momentum, dampening, nesterov);
+  masked_sgd::check_arguments(
+      params, grads, momentum_buffers, masks, momentum, dampening, nesterov,
+      [](const std::vector<Tensor>& ps, size_t i) {
+        using masked_sgd::device_string;
+        const Tensor& p = ps[i];
+        STD_TORCH_CHECK(
+            p.is_cuda(), "masked_sgd_: the CUDA kernel got params[", i, "] on ", device_string(p),
+            "; all tensors of one call must be on one device");
+        STD_TORCH_CHECK(
+            p.get_device_index() == ps[0].get_device_index(),
+            "masked_sgd_: params[", i, "] is on ", device_string(p), " but params[0] is on ",
+            device_string(ps[0]), "; all tensors of one call must be on one device");
+      });
   if (params.empty()) {
     return;
   }
@@ -471,13 +306,11 @@ void masked_sgd_cuda(
     Tensor& param = params[i];
     const Tensor& grad = grads[i];
     const bool has_mask = !masks.empty() && masks[i].has_value();
-    bool direct = is_non_overlapping_and_dense(param) && same_strides(param, grad);
-    if (use_buffers) {
-      direct = direct && same_strides(param, momentum_buffers[i]);
-    }
-    if (has_mask) {
-      direct = direct && same_strides(param, *masks[i]);
-    }
+    const bool direct = masked_sgd::shares_dense_layout(
+        param,
+        grad,
+        use_buffers ? &momentum_buffers[i] : nullptr,
+        has_mask ? &*masks[i] : nullptr);
     const auto work = [direct](const Tensor& t) {
       return direct ? t : torch::stable::contiguous(t);
     };

@@ -46,12 +46,15 @@ SCHEMA = 1
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``."""
+def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``.
+
+    ``encoding`` is that of a text ``mode`` (None: the locale's, as :func:`open`).
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -10,10 +10,8 @@ Forget specs: ``random:N``, ``random:P%``, ``class:K``, ``classes:K1,K2``, ``ind
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy.typing as npt
 
 from dau import _native
 from dau._native import SplitPlan
+from dau.checkpoint import atomic_write
 from dau.errors import ConfigError, SplitError
 
 __all__ = [
@@ -84,18 +83,9 @@ def save_plan(plan: SplitPlan, path: str | os.PathLike[str]) -> Path:
     directory, then :func:`os.replace`); returns the path."""
     target = Path(path)
     text = plan.to_json()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.write("\n")
     return target
 
 

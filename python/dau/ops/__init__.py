@@ -32,10 +32,16 @@ from torch import Tensor
 
 from dau.ops import _library, reference
 
-__all__ = ["Kernels", "available", "build_info", "load", "masked_sgd_"]
+__all__ = ["Kernels", "available", "build_info", "check_kernels", "load", "masked_sgd_"]
 
 Kernels = Literal["fused", "reference"]
 KERNELS: tuple[str, ...] = ("fused", "reference")
+
+
+def check_kernels(kernels: str) -> None:
+    """Raise ``ValueError`` unless ``kernels`` is ``"fused"`` or ``"reference"``."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be 'fused' or 'reference', got {kernels!r}")
 
 
 def load() -> None:
@@ -103,8 +109,7 @@ def masked_sgd_(
         ValueError: a negative ``lr``, ``momentum`` or ``weight_decay``, or an
             unknown ``kernels``.
     """
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels must be 'fused' or 'reference', got {kernels!r}")
+    check_kernels(kernels)
     lr, momentum = float(lr), float(momentum)
     dampening, weight_decay = float(dampening), float(weight_decay)
     if lr < 0.0:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import ParamsT
 
-from dau.ops import KERNELS, Kernels, masked_sgd_
+from dau.ops import Kernels, check_kernels, masked_sgd_
 
 __all__ = ["MaskedSGD", "apply_masks_", "resolve_masks"]
 
@@ -130,8 +130,7 @@ class MaskedSGD(torch.optim.Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        if kernels not in KERNELS:
-            raise ValueError(f"kernels must be 'fused' or 'reference', got {kernels!r}")
+        check_kernels(kernels)
         defaults = {
             "lr": lr,
             "momentum": momentum,
