@@ -114,3 +114,27 @@ def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
     bad.write_text("[train]\nepoch = 1\n")
     code, _, err = run_cli(capsys, "train", "-c", str(bad))
     assert code == 1 and "did you mean 'epochs'" in err
+
+
+def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(capsys, runs, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(runs["retrain"], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    code, _, err = run_cli(capsys, "eval", str(broken), "--device", "cpu", "-q", "--no-mia")
+    assert code == 1
+    assert "model.safetensors" in err and "corrupt" in err
+
+
+def test_class_wise_eval_drops_the_forgotten_class_unless_asked(capsys, runs):
+    args = ["eval", str(runs["original"]), "--class", "2", "--device", "cpu", "-q", "--json", "--no-mia"]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    (dropped,) = json.loads(out)["runs"]
+    code, out, err = run_cli(capsys, *args, "--keep-forgotten-classes")
+    assert code == 0, err
+    (kept,) = json.loads(out)["runs"]
+    assert dropped["split"]["spec"] == "class:2"
+    assert dropped["n_samples"]["test"] == 60 and kept["n_samples"]["test"] == 80

@@ -24,6 +24,8 @@ __all__ = ["eval_"]
 @click.option("--max-mia-samples", type=click.IntRange(min=2), default=None,
               help="Subsample each MIA shadow set to at most this many rows (default: all, "
               "as the reference does).")
+@click.option("--keep-forgotten-classes", is_flag=True,
+              help="Keep the forgotten classes in the test set (class-wise forgetting drops them).")
 @click.option("--reference-compat", is_flag=True,
               help="Use the reference code's (incorrect) modified-entropy MIA feature.")
 def eval_(runs: tuple[str, ...], **opts: Any) -> None:
@@ -45,6 +47,7 @@ def eval_(runs: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"], batch_size=opts["batch_size"], mia=not opts["no_mia"],
         reference_compat=opts["reference_compat"], max_mia_samples=opts["max_mia_samples"],
         data_dir=opts["data_dir"], progress=not opts["quiet"],
+        drop_forgotten_classes=not opts["keep_forgotten_classes"],
     )
     results = [
         evaluate_run(load_run(path), reference=reference, forget=forget, **kwargs)

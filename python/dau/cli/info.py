@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from dau.cli.options import emit_json
@@ -9,8 +11,18 @@ from dau.cli.options import emit_json
 __all__ = ["info"]
 
 
+def _kernels(ops: dict[str, Any]) -> str:
+    cuda = ops.get("cuda") or {}
+    if cuda.get("built"):
+        archs = ", ".join(cuda.get("archs") or [])
+        gpu = f"CUDA {archs} (nvcc {cuda.get('nvcc_version', '?')})"
+    else:
+        gpu = f"no CUDA kernels ({cuda.get('reason') or 'not built'})"
+    return f"CPU; {gpu}"
+
+
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON on stdout.")
 def info(as_json: bool) -> None:
     """Print the versions of dau, torch, CUDA, the Rust module and the op library."""
     import torch
@@ -23,11 +35,21 @@ def info(as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    ops = data.pop("ops")
-    for key, value in data.items():
-        click.echo(f"{key:>15}: {value}")
-    if isinstance(ops, dict):
-        for key, value in ops.items():
-            click.echo(f"{'ops.' + key:>15}: {value}")
+    devices = ", ".join(data["devices"]) or "no CUDA device visible"
+    ops = data["ops"]
+    lines = [
+        ("dau", data["dau"]),
+        ("torch", f"{data['torch']} (CUDA {data['cuda'] or 'none'}; {devices})"),
+        ("python", f"{data['python']} on {data['platform']}"),
+        ("rust module", data["native"]),
+    ]
+    if isinstance(ops, dict) and ops.get("available"):
+        lines += [
+            ("op library", f"{ops.get('library_path')} (built against torch "
+                           f"{ops.get('torch_version')}, stable ABI >= {ops.get('stable_abi_target')})"),
+            ("kernels", _kernels(ops)),
+        ]
     else:
-        click.echo(f"{'ops':>15}: {ops}")
+        lines.append(("op library", str(ops.get("error", ops) if isinstance(ops, dict) else ops)))
+    for key, value in lines:
+        click.echo(f"{key:<12} {value}")

@@ -90,9 +90,14 @@ def evaluate_run(
     reference_compat: bool = False,
     max_mia_samples: int | None = None,
     data_dir: str | None = None,
+    drop_forgotten_classes: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """All metrics of one run (see ``dau.eval.evaluate``) plus its identity and RTE."""
+    """All metrics of one run (see ``dau.eval.evaluate``) plus its identity and RTE.
+
+    For class-wise forgetting the forgotten classes are dropped from the test set
+    (as the reference does) unless ``drop_forgotten_classes`` is False.
+    """
     from dau.config import resolve_device
     from dau.data.datasets import load_dataset
     from dau.eval import evaluate
@@ -103,7 +108,7 @@ def evaluate_run(
     info = dataset.info
     plan = resolve_plan(run, reference=reference, forget=forget,
                         labels=dataset.train.labels, num_classes=info.num_classes)
-    test_idx = plan.test_indices(dataset.test.labels.numpy(), True)
+    test_idx = plan.test_indices(dataset.test.labels.numpy(), drop_forgotten_classes)
     train = dataset.train
     sets = {
         "train": train.subset(plan.train),
