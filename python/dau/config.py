@@ -176,3 +176,72 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         }
 
     return norm(data)
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Everything that determines an unlearning run.
+
+    ``lr``/``epochs``/``stop_iter``/``stop_lr`` left as None take the method's
+    defaults for the dataset and mode (``dau.unlearn.defaults``); the resolved
+    values are what the run's manifest records. The DAU constants default to the
+    reference's (spec §1.2).
+    """
+
+    method: str = "dau"
+    lr: float | None = None
+    epochs: int | None = None
+    batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 1
+    device: str = "auto"
+    kernels: str = "fused"
+    # DAU
+    stop_iter: int | None = None
+    stop_lr: float | None = None
+    noise_copies: int = 10
+    sigma: float = 1e-3
+    bt_weight: float = 1e-3
+    adv_weight: float = 0.9
+    offdiag_weight: float = 5e-3
+    std_eps: float = 1e-5
+    attacker_arch: str = "transformer"
+    attacker_lr: float = 1e-3
+    attacker_steps: int = 1
+    attacker_pretrain_iters: int = 1000
+    reference_compat: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr is not None:
+            _positive("lr", self.lr)
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs: expected at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size: expected at least 1, got {self.batch_size}")
+        _positive("momentum", self.momentum, allow_zero=True)
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
+        if self.stop_iter is not None and self.stop_iter < 0:
+            raise ConfigError(f"--stop-iter: expected a non-negative step count, got {self.stop_iter}")
+        if self.stop_lr is not None:
+            _positive("stop_unlearn_lr", self.stop_lr)
+        if self.noise_copies < 1:
+            raise ConfigError(f"--noise-copies: expected at least 1, got {self.noise_copies}")
+        for name in ("sigma", "attacker_lr"):
+            _positive(name, getattr(self, name))
+        for name in ("bt_weight", "adv_weight", "offdiag_weight", "std_eps"):
+            _positive(name, getattr(self, name), allow_zero=True)
+        if self.attacker_steps < 1 or self.attacker_pretrain_iters < 0:
+            raise ConfigError("--attacker-steps must be ≥ 1 and --attacker-iters ≥ 0, got "
+                              f"{self.attacker_steps} and {self.attacker_pretrain_iters}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
+        check_device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> UnlearnConfig:
+        return dataclasses.replace(self, **changes)

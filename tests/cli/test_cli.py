@@ -138,3 +138,27 @@ def test_class_wise_eval_drops_the_forgotten_class_unless_asked(capsys, runs):
     (kept,) = json.loads(out)["runs"]
     assert dropped["split"]["spec"] == "class:2"
     assert dropped["n_samples"]["test"] == 60 and kept["n_samples"]["test"] == 80
+
+
+def test_unlearn_then_eval_through_the_cli(capsys, runs, tmp_path):
+    code, out, err = run_cli(capsys, "unlearn", "--model", str(runs["original"]), "--class", "1",
+                             "--attacker-iters", "5", "--epochs", "1", "--noise-copies", "2",
+                             "--batch-size", "32", "--device", "cpu", "--runs-dir", str(tmp_path),
+                             "-q", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["parent"] == str(runs["original"].resolve())
+    code, out, err = run_cli(capsys, "eval", result["run"], str(runs["original"]), "--class", "1",
+                             "--device", "cpu", "-q", "--json", "--no-mia")
+    assert code == 0, err
+    unlearned, original = json.loads(out)["runs"]
+    assert unlearned["kind"] == "dau" and original["kind"] == "original"
+    assert unlearned["split"]["fingerprint"] == original["split"]["fingerprint"]
+
+
+def test_unlearn_without_an_original_names_the_command(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "unlearn", "--dataset", "digits", "--class", "3",
+                           "--runs-dir", str(tmp_path), "-q")
+    assert code == 1 and "dau train --dataset digits" in err
+    code, _, err = run_cli(capsys, "unlearn", "--dataset", "digits", "--runs-dir", str(tmp_path))
+    assert code == 2 and "--forget" in err

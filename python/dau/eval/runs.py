@@ -40,12 +40,12 @@ def resolve_plan(run: Run, *, labels: Any, num_classes: int, reference: Run | No
         run.kind == "original" and run.manifest.get("split", {}).get("trained_on") == "train"
     )
     if forget is not None:
-        if not trained_on_train:
+        new = plan_split(labels, num_classes, forget, plan.seed, plan.val_fraction)
+        if new.fingerprint != plan.fingerprint and not trained_on_train:
             raise SplitMismatchError(
                 f"--forget: run {run.name} is a {run.kind} run made for forget set "
                 f"{plan.spec!r}; it can only be judged on that split"
             )
-        new = plan_split(labels, num_classes, forget, plan.seed, plan.val_fraction)
         if not (_same(new.train, plan.train) and _same(new.val, plan.val)):
             raise SplitMismatchError(
                 f"--forget: re-planning {run.name}'s split gives other train/validation sets; "

@@ -1,0 +1,74 @@
+"""``dau unlearn``: make an original model forget a class or a set of samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dau.cli.options import common_options, emit_json
+
+__all__ = ["unlearn"]
+
+
+@click.command()
+@click.option("--dataset", default=None,
+              help="Dataset of the original model to look up under --runs-dir.")
+@click.option("--arch", default=None, help="Architecture of the original model to look up.")
+@click.option("--model", type=click.Path(file_okay=False, exists=True), default=None,
+              help="The original model's run directory (default: the newest one for --dataset).")
+@click.option("--forget", default=None,
+              help="Forget set: random:N, random:P%, class:K, classes:K1,K2, indices:FILE.")
+@click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
+@click.option("--method", default="dau", show_default=True, help="dau, ft or ga.")
+@click.option("--lr", type=float, default=None,
+              help="Defender learning rate (default: the method's for the dataset and mode).")
+@click.option("--epochs", type=int, default=None, help="Passes over the retain set (default: per dataset).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the batch streams.")
+@click.option("--stop-iter", type=int, default=None,
+              help="Class-wise DAU: step after which β = 0 and the adversarial branch stops.")
+@click.option("--stop-unlearn-lr", "stop_lr", type=float, default=None,
+              help="Class-wise DAU: learning rate after --stop-iter.")
+@click.option("--attacker", type=click.Path(exists=True), default=None,
+              help="A pretrained attacker (.safetensors, or a run directory holding one).")
+@click.option("--attacker-iters", "attacker_pretrain_iters", type=int, default=1000,
+              show_default=True, help="Attacker pretraining iterations.")
+@click.option("--noise-copies", type=int, default=10, show_default=True,
+              help="Noisy copies per sample for the sensitivity feature.")
+@click.option("--sigma", type=float, default=1e-3, show_default=True, help="Noise scale.")
+@click.option("--reference-compat", is_flag=True,
+              help="Reproduce the reference code where its bug fixes change results "
+              "(BatchNorm statistics updated by forget batches, no epsilon, …).")
+@click.option("--kernels", type=click.Choice(["fused", "reference"]), default="fused",
+              show_default=True, help="Optimizer kernels for masked (pruned) models.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory to create (default: a new one under --runs-dir).")
+@common_options
+def unlearn(**opts: Any) -> None:
+    """Unlearn a forget set from an original model; writes a new run directory."""
+    from dau.cli import configure_logging
+    from dau.config import UnlearnConfig
+    from dau.data.splits import parse_forget_option
+    from dau.unlearn.run import unlearn as run_unlearning
+
+    configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
+    forget = parse_forget_option(opts["forget"], opts["klass"])
+    if forget == "none":
+        raise click.UsageError("say what to forget: --forget SPEC or --class K")
+    fields = ("method", "lr", "epochs", "batch_size", "seed", "device", "kernels", "stop_iter",
+              "stop_lr", "noise_copies", "sigma", "attacker_pretrain_iters", "reference_compat")
+    config = UnlearnConfig(**{k: opts[k] for k in fields})
+    run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
+                         arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
+                         attacker=opts["attacker"], data_dir=opts["data_dir"],
+                         progress=not opts["quiet"])
+    summary = run.manifest.get("summary", {})
+    if opts["as_json"]:
+        emit_json({"run": str(run.path), "parent": run.manifest["parent"],
+                   "seconds": run.manifest["timings"]["unlearn_seconds"], "summary": summary})
+    else:
+        attacker = summary.get("attacker", {}).get("source")
+        if attacker:
+            click.echo(f"attacker: {attacker}", err=True)
+        click.echo(f"run: {run.path}", err=True)

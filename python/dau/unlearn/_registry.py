@@ -1,0 +1,126 @@
+"""Unlearning methods: a registry of functions ``method(context, config) -> summary``.
+
+A method changes ``context.defender`` in place (through the context's optimizer,
+which keeps pruned weights at zero) and returns a JSON-serialisable summary.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dau.errors import ConfigError, TrainingError
+
+__all__ = ["UnlearnContext", "get_method", "list_methods", "register_method"]
+
+log = logging.getLogger(__name__)
+
+Method = Callable[["UnlearnContext", Any], dict[str, Any]]
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str) -> Callable[[Method], Method]:
+    def decorator(fn: Method) -> Method:
+        if name in _METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        _METHODS[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    if name not in _METHODS:
+        close = difflib.get_close_matches(name, list(_METHODS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"--method: unknown method {name!r}{hint}; expected one of "
+                          f"{', '.join(list_methods())}")
+    return _METHODS[name]
+
+
+@dataclass
+class UnlearnContext:
+    """Everything a method needs: the model, the data (on the device) and the split."""
+
+    defender: nn.Module
+    info: Any  # DatasetInfo
+    train: Any  # ImageData of the whole training set, on the device
+    plan: Any  # SplitPlan
+    device: str
+    masks: dict[str, torch.Tensor] | None = None
+    cache_dir: Path | None = None  # where pretrained attackers are cached (the original run)
+    attacker_path: Path | None = None  # a given pretrained attacker (--attacker)
+    progress: bool = True
+    records: list[dict[str, Any]] = field(default_factory=list)
+    log_record: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def classwise(self) -> bool:
+        return bool(self.plan.forgotten_classes)
+
+    def subset(self, name: str) -> Any:
+        return self.train.subset(getattr(self.plan, name))
+
+    def optimizer(self, *, lr: float, momentum: float, weight_decay: float,
+                  kernels: str) -> torch.optim.Optimizer:
+        """SGD over the defender, or MaskedSGD when it has pruning masks."""
+        if not self.masks:
+            return torch.optim.SGD(self.defender.parameters(), lr=lr, momentum=momentum,
+                                   weight_decay=weight_decay)
+        from dau.unlearn.optim import MaskedSGD
+
+        return MaskedSGD(self.defender.parameters(), lr=lr, momentum=momentum,
+                         weight_decay=weight_decay,
+                         masks=dict(zip(self.masks_by_param(), self.masks.values(), strict=True)),
+                         kernels="reference" if kernels == "reference" else "fused")
+
+    def masks_by_param(self) -> list[nn.Parameter]:
+        params = dict(self.defender.named_parameters())
+        return [params[name] for name in (self.masks or {})]
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.records.append(entry)
+        if self.log_record is not None:
+            self.log_record(entry)
+
+    def bar(self, total: int, desc: str) -> Any:
+        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, unit="step")
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingError(f"unlearning stopped: the loss became {loss.item()} at {where}; "
+                            "no output was written. Lower the learning rate (--lr).")
+
+
+def epochs_of_batches(ctx: UnlearnContext, indices: Any, *, epochs: int, batch_size: int,
+                      seed: int, augment: bool) -> Iterator[tuple[int, int, Any]]:
+    """(epoch, step-in-epoch, (x, y)) over ``epochs`` shuffled passes of ``indices``."""
+    from dau.data.loaders import iterate_batches
+    from dau.train import augmentation_generator, epoch_order
+
+    data = ctx.train
+    for epoch in range(epochs):
+        order = epoch_order(indices, seed, epoch)
+        gen = augmentation_generator(ctx.device, seed, epoch)
+        batches = iterate_batches(data, order, batch_size, augment=augment, info=ctx.info,
+                                  device=ctx.device, generator=gen)
+        for step, batch in enumerate(batches):
+            yield epoch, step, batch
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)

@@ -1,0 +1,144 @@
+"""``unlearn()``: make an original model forget a split's forget set; write a run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dau import checkpoint as ckpt
+from dau.config import UnlearnConfig, resolve_device
+from dau.errors import CheckpointError, DauError, SplitMismatchError
+
+__all__ = ["find_original", "unlearn"]
+
+log = logging.getLogger(__name__)
+
+
+def find_original(runs_dir: str | Path, dataset: str, arch: str | None = None) -> ckpt.Run:
+    """The newest complete original model for ``dataset`` (and ``arch``) under ``runs_dir``."""
+    root = Path(runs_dir)
+    found = []
+    for manifest in sorted(root.glob("*/manifest.json")) + sorted(root.glob("*/*/manifest.json")):
+        try:
+            run = ckpt.load_run(manifest.parent)
+        except CheckpointError:
+            continue
+        config = run.config
+        if (run.kind == "original" and run.manifest.get("status") == "complete"
+                and config.get("dataset") == dataset
+                and (arch is None or config.get("arch") == arch)):
+            found.append(run)
+    if not found:
+        what = f"dataset {dataset!r}" + (f" and arch {arch!r}" if arch else "")
+        raise DauError(
+            f"no complete original model for {what} under {str(root)!r}; make one with "
+            f"`dau train --dataset {dataset}{f' --arch {arch}' if arch else ''} --runs-dir {root}` "
+            "or name one with --model RUN"
+        )
+    return max(found, key=lambda r: str(r.manifest.get("created", "")))
+
+
+def unlearn(
+    config: UnlearnConfig,
+    *,
+    forget: str,
+    model: str | Path | None = None,
+    dataset: str | None = None,
+    arch: str | None = None,
+    runs_dir: str | Path = "runs",
+    out: str | Path | None = None,
+    attacker: str | Path | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> ckpt.Run:
+    """Unlearn ``forget`` from an original model with ``config.method``; return the new run."""
+    from dau.data.datasets import load_dataset
+    from dau.data.loaders import to_device
+    from dau.data.splits import plan_split, save_plan
+    from dau.unlearn import get_method
+    from dau.unlearn._registry import UnlearnContext
+    from dau.unlearn.defaults import resolve
+
+    if model is not None:
+        original = ckpt.load_run(model)
+    elif dataset is not None:
+        original = find_original(runs_dir, dataset, arch)
+    else:
+        raise DauError("--dataset or --model: say which original model to unlearn")
+    if original.kind != "original" or original.manifest.get("status") != "complete":
+        raise CheckpointError(f"--model: {original.path} is a {original.manifest.get('status')} "
+                              f"{original.kind} run, not a complete original model")
+    get_method(config.method)  # fail early on an unknown method
+    source = original.config
+    device = resolve_device(config.device)
+    data = load_dataset(source["dataset"], data_dir or source.get("data_dir"))
+    plan = plan_split(data.train.labels, data.info.num_classes, forget, source["seed"],
+                      source["val_fraction"])
+    if len(plan.forget) == 0:
+        raise DauError(f"--forget: {forget!r} selects no sample; nothing to unlearn")
+    own = original.load_plan()
+    if not (np.array_equal(own.train, plan.train) and np.array_equal(own.val, plan.val)):
+        raise SplitMismatchError(
+            f"the original model {original.name} was trained on another train/validation split "
+            "than the one planned now; has the dataset changed?"
+        )
+    config = resolve(config, source["dataset"], bool(plan.forgotten_classes))
+    defender = original.load_model(device)
+    path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
+                               f"{source['arch']}-{config.method}", out)
+    save_plan(plan, path / ckpt.SPLIT)
+    run = ckpt.Run(path=path, manifest={
+        **{k: original.manifest[k] for k in ("schema", "dataset", "model")},
+        "kind": config.method,
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": ckpt.versions(),
+        "config": {**source, "forget": plan.spec, "unlearn": config.to_dict()},
+        "split": {"file": ckpt.SPLIT, "fingerprint": plan.fingerprint, "spec": plan.spec,
+                  "seed": plan.seed, "val_fraction": plan.val_fraction, "counts": plan.counts(),
+                  "trained_on": "train"},
+        "parent": str(original.path.resolve()),
+        "timings": {},
+    })
+    run.write_manifest()
+    ctx = UnlearnContext(
+        defender=defender, info=data.info, train=to_device(data.train, device), plan=plan,
+        device=device, cache_dir=original.path / "attackers",
+        attacker_path=_attacker_file(attacker), progress=progress,
+        log_record=lambda record: ckpt.append_log(path / ckpt.LOG, record),
+    )
+    log.info("unlearning %s (forget %s, %d samples) with %s on %s -> %s", original.name, plan.spec,
+             len(plan.forget), config.method, device, path)
+    started = time.perf_counter()
+    try:
+        summary: dict[str, Any] = get_method(config.method)(ctx, config)
+    except BaseException as exc:
+        run.manifest.update(status="failed", error=str(exc) or type(exc).__name__)
+        run.write_manifest()
+        raise
+    run.manifest["timings"]["unlearn_seconds"] = time.perf_counter() - started
+    ckpt.save_model(path / ckpt.MODEL, defender)
+    run.manifest.update(status="complete", summary=summary)
+    run.write_manifest()
+    log.info("unlearned in %.1f s -> %s", run.manifest["timings"]["unlearn_seconds"], path)
+    return run
+
+
+def _attacker_file(attacker: str | Path | None) -> Path | None:
+    """``--attacker``: a safetensors file, or a run directory holding exactly one cached attacker."""
+    if attacker is None:
+        return None
+    path = Path(attacker)
+    if path.is_dir():
+        files = sorted(path.glob("attacker-*.safetensors")) + sorted(
+            path.glob("attackers/attacker-*.safetensors"))
+        if len(files) != 1:
+            raise CheckpointError(f"--attacker: {path} holds {len(files)} attackers; name the file")
+        return files[0]
+    if not path.is_file():
+        raise CheckpointError(f"--attacker: {path} does not exist")
+    return path
