@@ -84,3 +84,18 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config
     assert run.manifest["status"] == "failed"
     assert run.manifest["epochs_done"] == 1
     assert all(torch.isfinite(t).all() for t in weights(run).values())
+
+
+def test_training_with_masks_keeps_pruned_weights_at_zero(tmp_path, tiny_config):
+    from dau.models import create_model
+
+    shapes = create_model("resnet18", num_classes=4, in_channels=1, width=0.125)
+    gen = torch.Generator().manual_seed(0)
+    masks = {name: (torch.rand(p.shape, generator=gen) > 0.9).float()
+             for name, p in shapes.named_parameters() if p.dim() == 4}
+    run = train(tiny_config(), runs_dir=tmp_path, progress=False, masks=masks)
+    saved = weights(run)
+    for name, mask in masks.items():
+        assert (saved[name][mask == 0] == 0).all(), name
+        assert (saved[name][mask == 1] != 0).all(), name
+    assert run.manifest["model"]["masks"] == "folded"

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,29 +54,6 @@ def _make_scheduler(
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def _make_optimizer(
-    model: torch.nn.Module, config: TrainConfig, masks: dict[str, torch.Tensor] | None
-) -> torch.optim.Optimizer:
-    kwargs: dict[str, Any] = dict(
-        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    if not masks:
-        return torch.optim.SGD(model.parameters(), **kwargs)
-    from dau.unlearn.optim import MaskedSGD
-
-    params = dict(model.named_parameters())
-    unknown = sorted(set(masks) - set(params))
-    if unknown:
-        raise ConfigError(f"masks name parameters the model does not have: {unknown[:3]}")
-    by_param: dict[torch.Tensor, torch.Tensor | None] = {
-        params[name]: mask for name, mask in masks.items()
-    }
-    kernels: Literal["fused", "reference"] = (
-        "reference" if config.kernels == "reference" else "fused"
-    )
-    return MaskedSGD(model.parameters(), masks=by_param, kernels=kernels, **kwargs)
 
 
 def train(
@@ -138,13 +115,15 @@ def train(
         std=info.std,
         width=config.width,
     ).to(device)
+    from dau.unlearn.optim import apply_masks_, make_sgd
+
     if masks:
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name in masks:
-                    masks[name] = masks[name].to(device=device, dtype=param.dtype)
-                    param.mul_(masks[name])
-    optimizer = _make_optimizer(model, config, masks)
+        apply_masks_(model, masks)
+    try:
+        optimizer = make_sgd(model, lr=config.lr, momentum=config.momentum,
+                             weight_decay=config.weight_decay, masks=masks, kernels=config.kernels)
+    except ValueError as exc:
+        raise ConfigError(f"masks: {exc}") from None
     scheduler = _make_scheduler(optimizer, config)
     start_epoch = 0
     if state is not None:
@@ -256,7 +235,7 @@ def train(
         )
         record = {
             "epoch": epoch + 1, "loss": loss_sum / max(seen, 1),
-            "train_acc_augmented": 100.0 * correct / max(seen, 1), "val_acc": val_acc,
+            "train_acc_running": 100.0 * correct / max(seen, 1), "val_acc": val_acc,
             "lr": lr, "seconds": seconds,
         }
         ckpt.save_model(run.path / ckpt.MODEL, model)

@@ -77,19 +77,10 @@ class UnlearnContext:
     def optimizer(self, *, lr: float, momentum: float, weight_decay: float,
                   kernels: str) -> torch.optim.Optimizer:
         """SGD over the defender, or MaskedSGD when it has pruning masks."""
-        if not self.masks:
-            return torch.optim.SGD(self.defender.parameters(), lr=lr, momentum=momentum,
-                                   weight_decay=weight_decay)
-        from dau.unlearn.optim import MaskedSGD
+        from dau.unlearn.optim import make_sgd
 
-        return MaskedSGD(self.defender.parameters(), lr=lr, momentum=momentum,
-                         weight_decay=weight_decay,
-                         masks=dict(zip(self.masks_by_param(), self.masks.values(), strict=True)),
-                         kernels="reference" if kernels == "reference" else "fused")
-
-    def masks_by_param(self) -> list[nn.Parameter]:
-        params = dict(self.defender.named_parameters())
-        return [params[name] for name in (self.masks or {})]
+        return make_sgd(self.defender, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                        masks=self.masks, kernels=kernels)
 
     def record(self, entry: dict[str, Any]) -> None:
         self.records.append(entry)

@@ -260,3 +260,23 @@ class MaskedSGD(torch.optim.Optimizer):
                 if not 0 <= int(i) < len(params):
                     raise ValueError(f"state dict has a mask for parameter {i} of {len(params)}")
                 self.set_mask(params[int(i)], mask)
+
+
+def make_sgd(
+    model: nn.Module,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    masks: Mapping[str, Tensor] | None = None,
+    kernels: str = "fused",
+) -> torch.optim.Optimizer:
+    """``torch.optim.SGD`` over ``model``, or :class:`MaskedSGD` when it has pruning masks
+    (keyed by parameter name)."""
+    if not masks:
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                               weight_decay=weight_decay)
+    check_kernels(kernels)
+    return MaskedSGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
+                     masks=resolve_masks(model, masks),
+                     kernels="reference" if kernels == "reference" else "fused")
