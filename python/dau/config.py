@@ -87,6 +87,7 @@ class TrainConfig:
     augment: bool = True
     device: str = "auto"
     kernels: str = "fused"
+    rewind_epoch: int = 8
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -120,11 +121,17 @@ class TrainConfig:
             )
         if self.kernels not in KERNELS:
             raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
+        if self.rewind_epoch < 0:
+            raise ConfigError(f"--rewind-epoch: expected a non-negative epoch, got {self.rewind_epoch}")
         check_device(self.device)
 
     @property
     def kind(self) -> str:
         return "retrain" if self.exclude_forget else "original"
+
+    def saved_rewind_epoch(self) -> int:
+        """The epoch whose weights are kept for pruning with rewinding (0 = initial weights)."""
+        return min(self.rewind_epoch, self.epochs)
 
     def milestone_epochs(self) -> list[int]:
         return [int(m * self.epochs) for m in self.milestones]

@@ -24,7 +24,9 @@ from dau import checkpoint as ckpt
 from dau.config import TrainConfig, resolve_device
 from dau.errors import CheckpointError, ConfigError, SplitMismatchError, TrainingError
 
-__all__ = ["augmentation_generator", "epoch_order", "train"]
+__all__ = ["REWIND", "augmentation_generator", "epoch_order", "train"]
+
+REWIND = "rewind.safetensors"  # the weights after --rewind-epoch epochs, for pruning
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,22 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     masks: dict[str, torch.Tensor] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
+    lr_rewind: int = 0,
+    parent: str | None = None,
+    pruning: dict[str, Any] | None = None,
+    name: str | None = None,
     stop_after_epoch: int | None = None,
 ) -> ckpt.Run:
     """Train a model as ``config`` says and return its run directory.
 
     ``resume`` continues an interrupted run in place (its saved config wins, except
-    the device). ``stop_after_epoch`` ends the call after that many epochs in total
-    without marking the run complete (as an interruption would).
+    the device). ``masks`` (by parameter name) prune the model: its masked weights stay
+    exactly zero (MaskedSGD). ``init`` starts from these weights instead of a random
+    initialisation, and ``lr_rewind`` steps the schedule that many epochs first (the
+    reference's weight and learning-rate rewinding). ``stop_after_epoch`` ends the call
+    after that many epochs in total without marking the run complete (as an interruption
+    would).
     """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import iterate_batches, to_device
@@ -86,6 +97,11 @@ def train(
         saved = dict(run.config)
         saved["device"] = config.device
         config = TrainConfig.from_dict(saved)
+        if run.manifest["model"].get("masks", "none") != "none":
+            from dau.prune import load_masks
+
+            masks = load_masks(run.path)
+        lr_rewind = int(run.manifest.get("pruning", {}).get("lr_rewind", 0))
         state_path = run.path / ckpt.STATE
         if state_path.exists():
             try:
@@ -117,6 +133,8 @@ def train(
     ).to(device)
     from dau.unlearn.optim import apply_masks_, make_sgd
 
+    if init is not None:
+        model.load_state_dict(init)
     if masks:
         apply_masks_(model, masks)
     try:
@@ -125,6 +143,9 @@ def train(
     except ValueError as exc:
         raise ConfigError(f"masks: {exc}") from None
     scheduler = _make_scheduler(optimizer, config)
+    for _ in range(lr_rewind):
+        optimizer.step()  # no gradients yet: a no-op that keeps the scheduler's order check quiet
+        scheduler.step()
     start_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -134,7 +155,7 @@ def train(
         log.info("resuming %s at epoch %d/%d", run.path, start_epoch + 1, config.epochs)
 
     if resume is None:
-        name = f"{config.dataset.split(':')[0]}-{config.arch}-{config.kind}"
+        name = name or f"{config.dataset.split(':')[0]}-{config.arch}-{config.kind}"
         path = ckpt.create_run_dir(runs_dir, name, out)
         save_plan(plan, path / ckpt.SPLIT)
         run = ckpt.Run(
@@ -160,7 +181,7 @@ def train(
                     "in_channels": info.channels,
                     "mean": list(info.mean),
                     "std": list(info.std),
-                    "masks": "none" if not masks else "folded",
+                    "masks": "masks.safetensors" if masks else "none",
                 },
                 "split": {
                     "file": ckpt.SPLIT,
@@ -171,11 +192,19 @@ def train(
                     "counts": plan.counts(),
                     "trained_on": "retain" if config.exclude_forget else "train",
                 },
-                "parent": None,
+                "parent": parent,
+                **({"pruning": {**pruning, "lr_rewind": lr_rewind}} if pruning else {}),
                 "timings": {"epoch_seconds": [], "train_seconds": 0.0},
                 "epochs_done": 0,
             },
         )
+        if masks:
+            from dau.prune import MASKS, save_masks
+
+            save_masks(path / MASKS, masks)
+        if config.saved_rewind_epoch() == 0:
+            ckpt.save_model(path / REWIND, model)
+            run.manifest["rewind"] = {"epoch": 0, "file": REWIND}
         run.write_manifest()
     log.info(
         "training %s (%s, width %g) on %s: %d samples, %d epochs, device %s -> %s",
@@ -243,6 +272,9 @@ def train(
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch}, fh)
         ckpt.append_log(run.path / ckpt.LOG, record)
+        if epoch + 1 == config.saved_rewind_epoch():
+            ckpt.save_model(run.path / REWIND, model)
+            run.manifest["rewind"] = {"epoch": epoch + 1, "file": REWIND}
         timings = run.manifest["timings"]
         timings["epoch_seconds"].append(seconds)
         timings["train_seconds"] = float(sum(timings["epoch_seconds"]))

@@ -48,9 +48,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from dau.cli import eval as eval_cmd
-    from dau.cli import info, train, unlearn
+    from dau.cli import info, prune, train, unlearn
 
     cli.add_command(train.train)
+    cli.add_command(prune.prune)
     cli.add_command(unlearn.unlearn)
     cli.add_command(eval_cmd.eval_)
     cli.add_command(info.info)

@@ -17,6 +17,9 @@ __all__ = ["unlearn"]
 @click.option("--arch", default=None, help="Architecture of the original model to look up.")
 @click.option("--model", type=click.Path(file_okay=False, exists=True), default=None,
               help="The original model's run directory (default: the newest one for --dataset).")
+@click.option("--mask", type=click.Path(exists=True), default=None,
+              help="A pruned run (from dau prune) to unlearn, or a masks file (ours, or a "
+              "reference weight_orig/weight_mask checkpoint) to apply to the original model.")
 @click.option("--forget", default=None,
               help="Forget set: random:N, random:P%, class:K, classes:K1,K2, indices:FILE.")
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
@@ -61,7 +64,7 @@ def unlearn(**opts: Any) -> None:
     config = UnlearnConfig(**{k: opts[k] for k in fields})
     run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
                          arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
-                         attacker=opts["attacker"], data_dir=opts["data_dir"],
+                         attacker=opts["attacker"], mask=opts["mask"], data_dir=opts["data_dir"],
                          progress=not opts["quiet"])
     summary = run.manifest.get("summary", {})
     if opts["as_json"]:

@@ -29,6 +29,7 @@ def find_original(runs_dir: str | Path, dataset: str, arch: str | None = None) -
             continue
         config = run.config
         if (run.kind == "original" and run.manifest.get("status") == "complete"
+                and run.manifest.get("model", {}).get("masks", "none") == "none"
                 and config.get("dataset") == dataset
                 and (arch is None or config.get("arch") == arch)):
             found.append(run)
@@ -52,17 +53,30 @@ def unlearn(
     runs_dir: str | Path = "runs",
     out: str | Path | None = None,
     attacker: str | Path | None = None,
+    mask: str | Path | None = None,
     data_dir: str | None = None,
     progress: bool = True,
 ) -> ckpt.Run:
-    """Unlearn ``forget`` from an original model with ``config.method``; return the new run."""
+    """Unlearn ``forget`` from an original model with ``config.method``; return the new run.
+
+    ``mask`` is a pruned run (made by ``dau prune``: it is then the model to unlearn) or
+    a masks file (ours, or a reference ``weight_orig``/``weight_mask`` checkpoint) applied
+    to the original model. Every update keeps the pruned weights at exactly zero.
+    """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import to_device
     from dau.data.splits import plan_split, save_plan
+    from dau.prune import MASKS, load_masks, save_masks, sparsity
     from dau.unlearn import get_method
     from dau.unlearn._registry import UnlearnContext
     from dau.unlearn.defaults import resolve
+    from dau.unlearn.optim import apply_masks_
 
+    mask_run = mask is not None and (Path(mask) / ckpt.MANIFEST).exists()
+    if mask_run:
+        if model is not None:
+            raise DauError("--mask RUN is the pruned model to unlearn: leave out --model")
+        model = mask
     if model is not None:
         original = ckpt.load_run(model)
     elif dataset is not None:
@@ -88,6 +102,15 @@ def unlearn(
         )
     config = resolve(config, source["dataset"], bool(plan.forgotten_classes))
     defender = original.load_model(device)
+    masks = None
+    if mask_run or original.manifest.get("model", {}).get("masks", "none") != "none":
+        masks = load_masks(original.path, defender)
+    elif mask is not None:
+        masks = load_masks(mask, defender)
+        apply_masks_(defender, masks)
+    if masks is not None:
+        masks = {k: v.to(device) for k, v in masks.items()}
+        log.info("the model is pruned: %.2f %% of its masked weights are zero", 100 * sparsity(masks))
     path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
                                f"{source['arch']}-{config.method}", out)
     save_plan(plan, path / ckpt.SPLIT)
@@ -104,10 +127,15 @@ def unlearn(
         "parent": str(original.path.resolve()),
         "timings": {},
     })
+    if masks is not None:
+        save_masks(path / MASKS, masks)
+        run.manifest["model"] = {**run.manifest["model"], "masks": MASKS}
+        run.manifest["pruning"] = {"mask_source": str(mask or original.path),
+                                   "sparsity": sparsity(masks)}
     run.write_manifest()
     ctx = UnlearnContext(
         defender=defender, info=data.info, train=to_device(data.train, device), plan=plan,
-        device=device, cache_dir=original.path / "attackers",
+        device=device, masks=masks, cache_dir=original.path / "attackers",
         attacker_path=_attacker_file(attacker), progress=progress,
         log_record=lambda record: ckpt.append_log(path / ckpt.LOG, record),
     )
