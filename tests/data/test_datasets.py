@@ -171,7 +171,7 @@ def test_options_are_validated():
 def test_unknown_name_suggests_close_names():
     with pytest.raises(ConfigError, match="did you mean 'cifar10'"):
         load_dataset("cifar-10")
-    with pytest.raises(ConfigError, match="known: cifar10, cifar100"):
+    with pytest.raises(ConfigError, match="expected one of: cifar10, cifar100"):
         load_dataset("imagenet")
     # Case and underscores are forgiven.
     assert load_dataset("Synthetic:train=10,test=2,size=4").info.name == "synthetic"

@@ -63,6 +63,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
+from dau._registry import Registry
 from dau.errors import ConfigError, DataError
 
 __all__ = [
@@ -230,7 +231,9 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 F = TypeVar("F", bound=Callable[..., Dataset])
 
-_REGISTRY: dict[str, Callable[..., Dataset]] = {}
+_REGISTRY: Registry[Callable[..., Dataset]] = Registry(
+    "dataset", "--dataset", normalize=lambda name: _normalize_name(name)
+)
 # Keyword arguments every loader receives; the others are its dataset options.
 _COMMON = ("data_dir", "download")
 # Aliases accepted in the "name:key=value" string form.
@@ -245,14 +248,11 @@ def register_dataset(name: str) -> Callable[[F], F]:
     """
 
     def decorator(fn: F) -> F:
-        key = _normalize_name(name)
-        if key in _REGISTRY:
-            raise ValueError(f"dataset {key!r} is already registered")
         params = inspect.signature(fn).parameters
         missing = [p for p in _COMMON if p not in params]
         if missing:
             raise TypeError(f"dataset loader {fn.__name__} lacks parameters {missing}")
-        _REGISTRY[key] = fn
+        _REGISTRY.register(name)(fn)
         return fn
 
     return decorator
@@ -260,7 +260,7 @@ def register_dataset(name: str) -> Callable[[F], F]:
 
 def list_datasets() -> list[str]:
     """The registered dataset names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def load_dataset(
@@ -283,14 +283,7 @@ def load_dataset(
         raise ConfigError(f"dataset: expected a dataset name such as 'cifar10'; got {name!r}")
     base, _, spec = name.partition(":")
     key = _normalize_name(base)
-    loader = _REGISTRY.get(key)
-    if loader is None:
-        names = list_datasets()
-        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(
-            f"dataset: unknown dataset {base.strip()!r}{hint} (known: {', '.join(names)})"
-        )
+    loader = _REGISTRY.get(base)
     allowed = [
         p.name for p in inspect.signature(loader).parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _COMMON

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from dau._registry import Registry
 from dau.errors import ConfigError
 
 __all__ = ["Normalize", "create_model", "list_models", "register_model"]
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_MODELS: Registry[Callable[..., nn.Module]] = Registry("architecture", "--arch")
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -23,19 +23,12 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     (and optional keywords) and returns a module whose forward maps float images in
     [0, 1] to ``(logits, features)``.
     """
-
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = factory
-        return factory
-
-    return decorator
+    return _MODELS.register(name)
 
 
 def list_models() -> list[str]:
     """Names of every registered architecture, sorted."""
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def create_model(
@@ -53,13 +46,7 @@ def create_model(
     ``mean``/``std`` are the per-channel normalisation constants applied inside
     the model (inputs are raw [0, 1] images, as in the reference code).
     """
-    if name not in _MODELS:
-        close = difflib.get_close_matches(name, list(_MODELS), n=2)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(
-            f"--arch: unknown architecture {name!r}; expected one of "
-            f"{', '.join(list_models())}{hint}"
-        )
+    factory = _MODELS.get(name)
     if num_classes < 2:
         raise ConfigError(f"num_classes: expected at least 2, got {num_classes}")
     if in_channels < 1:
@@ -73,7 +60,7 @@ def create_model(
             f"normalisation: expected {in_channels} mean/std values (one per input channel), "
             f"got {len(mean)} and {len(std)}"
         )
-    return _MODELS[name](
+    return factory(
         num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, width=width, **kwargs
     )
 

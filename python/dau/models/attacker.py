@@ -8,46 +8,31 @@ parameters, i.e. 141 886 for 10 classes and 511 066 for 100.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from dau._registry import Registry
 from dau.errors import ConfigError
 
 __all__ = ["TransformerAttacker", "create_attacker", "list_attackers", "register_attacker"]
 
-_ATTACKERS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_attacker(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _ATTACKERS:
-            raise ValueError(f"attacker {name!r} is registered twice")
-        _ATTACKERS[name] = factory
-        return factory
-
-    return decorator
+_ATTACKERS: Registry[Callable[..., nn.Module]] = Registry("attacker", "--attacker-arch")
+register_attacker = _ATTACKERS.register
 
 
 def list_attackers() -> list[str]:
-    return sorted(_ATTACKERS)
+    return _ATTACKERS.names()
 
 
 def create_attacker(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     """Build the attacker ``name`` for a defender with ``num_classes`` classes."""
-    if name not in _ATTACKERS:
-        close = difflib.get_close_matches(name, list(_ATTACKERS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"--attacker-arch: unknown attacker {name!r}{hint}; expected one of "
-            f"{', '.join(list_attackers())}"
-        )
+    factory = _ATTACKERS.get(name)
     if num_classes < 2:
         raise ConfigError(f"num_classes: expected at least 2, got {num_classes}")
-    return _ATTACKERS[name](num_classes=num_classes, **kwargs)
+    return factory(num_classes=num_classes, **kwargs)
 
 
 class TransformerAttacker(nn.Module):

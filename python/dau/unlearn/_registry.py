@@ -6,7 +6,6 @@ which keeps pruned weights at zero) and returns a JSON-serialisable summary.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -18,37 +17,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dau.errors import ConfigError, TrainingError
+from dau._registry import Registry
+from dau.errors import TrainingError
 
 __all__ = ["UnlearnContext", "get_method", "list_methods", "register_method"]
 
 log = logging.getLogger(__name__)
 
 Method = Callable[["UnlearnContext", Any], dict[str, Any]]
-_METHODS: dict[str, Method] = {}
-
-
-def register_method(name: str) -> Callable[[Method], Method]:
-    def decorator(fn: Method) -> Method:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = fn
-        return fn
-
-    return decorator
+_METHODS: Registry[Method] = Registry("method", "--method")
+register_method = _METHODS.register
+get_method = _METHODS.get
 
 
 def list_methods() -> list[str]:
-    return sorted(_METHODS)
-
-
-def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"--method: unknown method {name!r}{hint}; expected one of "
-                          f"{', '.join(list_methods())}")
-    return _METHODS[name]
+    return _METHODS.names()
 
 
 @dataclass
