@@ -56,6 +56,10 @@ def test_eval_against_the_reference(capsys, runs):
     for key in ("UA", "RA", "TA", "VA", "MIA"):
         assert result[key] is not None
     assert 0 <= result["gap"]["avg_gap"] <= 100
+    n, acc = result["n_samples"], result["accuracy"]
+    assert n["train"] == n["retain"] + n["forget"] == 216
+    expected = (acc["retain"] * n["retain"] + acc["forget"] * n["forget"]) / n["train"]
+    assert abs(acc["train"] - expected) < 1e-9
     assert data["reference"]["RTE"] > 0
     assert "original" in err and "retrain" in err  # the table
 

@@ -110,8 +110,7 @@ def evaluate_run(
                         labels=dataset.train.labels, num_classes=info.num_classes)
     test_idx = plan.test_indices(dataset.test.labels.numpy(), drop_forgotten_classes)
     train = dataset.train
-    sets = {
-        "train": train.subset(plan.train),
+    sets = {  # the training split is retain ∪ forget: its accuracy is derived, not re-predicted
         "retain": train.subset(plan.retain),
         "forget": train.subset(plan.forget),
         "val": train.subset(plan.val),
@@ -129,6 +128,13 @@ def evaluate_run(
         max_mia_samples=max_mia_samples,
         seed=plan.seed,
         progress=progress,
+    )
+    accuracy, counts = metrics["accuracy"], metrics["n_samples"]
+    parts = [(accuracy.get(k), counts.get(k, 0)) for k in ("retain", "forget")]
+    total = sum(n for _, n in parts)
+    counts["train"] = total
+    accuracy["train"] = (
+        sum(a * n for a, n in parts if a is not None and n) / total if total else None
     )
     timings = run.manifest.get("timings", {})
     metrics["RTE"] = timings.get("unlearn_seconds", timings.get("train_seconds"))
