@@ -114,6 +114,7 @@ def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
     assert code == 0, err
     manifest = json.loads((Path(json.loads(out)["run"]) / "manifest.json").read_text())
     assert manifest["config"]["epochs"] == 1 and manifest["config"]["batch_size"] == 64
+    assert manifest["rewind"] == {"epoch": 1, "file": "rewind.safetensors"}  # min(8, epochs)
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nepoch = 1\n")
     code, _, err = run_cli(capsys, "train", "-c", str(bad))

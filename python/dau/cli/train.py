@@ -28,6 +28,8 @@ __all__ = ["train"]
               default="multistep", show_default=True,
               help="multistep: lr ÷10 at 50 % and 75 % of the epochs (the reference's 91/136 of 182).")
 @click.option("--no-augment", is_flag=True, help="Train without random crop / flip.")
+@click.option("--rewind-epoch", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Keep the weights after this epoch (0: the initial ones) for dau prune.")
 @click.option("--kernels", type=click.Choice(["fused", "reference"]), default="fused",
               show_default=True, help="Optimizer kernels for masked (pruned) models.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
@@ -61,6 +63,7 @@ def train(**opts: Any) -> None:
         augment=not opts["no_augment"],
         device=str(opts["device"]),
         kernels=str(opts["kernels"]),
+        rewind_epoch=int(opts["rewind_epoch"]),
     )
     run = run_training(config, runs_dir=str(opts["runs_dir"]), out=opts["out"],
                        resume=opts["resume"], progress=not opts["quiet"])
