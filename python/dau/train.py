@@ -85,7 +85,7 @@ def train(
     """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import iterate_batches, to_device
-    from dau.data.splits import plan_split, save_plan
+    from dau.data.splits import plan_split, save_run_split
     from dau.eval.accuracy import predict
     from dau.models import create_model
 
@@ -157,7 +157,7 @@ def train(
     if resume is None:
         name = name or f"{config.dataset.split(':')[0]}-{config.arch}-{config.kind}"
         path = ckpt.create_run_dir(runs_dir, name, out)
-        save_plan(plan, path / ckpt.SPLIT)
+        split = save_run_split(path, plan, "retain" if config.exclude_forget else "train")
         run = ckpt.Run(
             path=path,
             manifest={
@@ -183,15 +183,7 @@ def train(
                     "std": list(info.std),
                     "masks": "masks.safetensors" if masks else "none",
                 },
-                "split": {
-                    "file": ckpt.SPLIT,
-                    "fingerprint": plan.fingerprint,
-                    "spec": plan.spec,
-                    "seed": plan.seed,
-                    "val_fraction": plan.val_fraction,
-                    "counts": plan.counts(),
-                    "trained_on": "retain" if config.exclude_forget else "train",
-                },
+                "split": split,
                 "parent": parent,
                 **({"pruning": {**pruning, "lr_rewind": lr_rewind}} if pruning else {}),
                 "timings": {"epoch_seconds": [], "train_seconds": 0.0},

@@ -31,6 +31,7 @@ __all__ = [
     "parse_forget_option",
     "plan_split",
     "save_plan",
+    "save_run_split",
 ]
 
 DEFAULT_VAL_FRACTION: float = _native.DEFAULT_VAL_FRACTION
@@ -87,6 +88,15 @@ def save_plan(plan: SplitPlan, path: str | os.PathLike[str]) -> Path:
         f.write(text)
         f.write("\n")
     return target
+
+
+def save_run_split(run_dir: str | os.PathLike[str], plan: SplitPlan, trained_on: str) -> dict[str, Any]:
+    """Write ``split.json`` into a run directory; return the manifest's ``split`` section."""
+    from dau.checkpoint import SPLIT
+
+    save_plan(plan, Path(run_dir) / SPLIT)
+    return {"file": SPLIT, "fingerprint": plan.fingerprint, "spec": plan.spec, "seed": plan.seed,
+            "val_fraction": plan.val_fraction, "counts": plan.counts(), "trained_on": trained_on}
 
 
 def load_plan(path: str | os.PathLike[str]) -> SplitPlan:

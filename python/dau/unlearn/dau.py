@@ -180,17 +180,11 @@ def draw_batch(n: int, batch_size: int, seed: int, salt: int, step: int) -> torc
 
 def _batch(ctx: Any, data: Any, positions: torch.Tensor, *, augment: bool,
            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    from dau.data.loaders import augment as augment_batch
+    """One batch of ``data`` at ``positions`` on the device, as the loaders make it."""
+    from dau.data.loaders import iterate_batches
 
-    idx = positions.to(data.images.device)
-    images = data.images.index_select(0, idx).to(ctx.device)
-    labels = data.labels.index_select(0, idx).to(ctx.device)
-    if augment:
-        x = augment_batch(images, crop_padding=ctx.info.crop_padding, hflip=ctx.info.hflip,
-                          generator=generator)
-    else:
-        x = images.float().div_(255.0)
-    return x, labels
+    return next(iterate_batches(data, positions, max(len(positions), 1), augment=augment,
+                                info=ctx.info, device=ctx.device, generator=generator))
 
 
 def _attacker_accuracy(scores: torch.Tensor, membership: torch.Tensor) -> dict[str, float]:

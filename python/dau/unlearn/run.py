@@ -65,7 +65,7 @@ def unlearn(
     """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import to_device
-    from dau.data.splits import plan_split, save_plan
+    from dau.data.splits import plan_split, save_run_split
     from dau.prune import MASKS, load_masks, save_masks, sparsity
     from dau.unlearn import get_method
     from dau.unlearn._registry import UnlearnContext
@@ -113,7 +113,6 @@ def unlearn(
         log.info("the model is pruned: %.2f %% of its masked weights are zero", 100 * sparsity(masks))
     path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
                                f"{source['arch']}-{config.method}", out)
-    save_plan(plan, path / ckpt.SPLIT)
     run = ckpt.Run(path=path, manifest={
         **{k: original.manifest[k] for k in ("schema", "dataset", "model")},
         "kind": config.method,
@@ -121,9 +120,7 @@ def unlearn(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": ckpt.versions(),
         "config": {**source, "forget": plan.spec, "unlearn": config.to_dict()},
-        "split": {"file": ckpt.SPLIT, "fingerprint": plan.fingerprint, "spec": plan.spec,
-                  "seed": plan.seed, "val_fraction": plan.val_fraction, "counts": plan.counts(),
-                  "trained_on": "train"},
+        "split": save_run_split(path, plan, "train"),
         "parent": str(original.path.resolve()),
         "timings": {},
     })
