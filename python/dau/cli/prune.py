@@ -19,6 +19,8 @@ __all__ = ["prune"]
 @click.option("--epochs", type=int, default=None,
               help="Retraining epochs (default: those of the pruned run).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--kernels", type=click.Choice(["fused", "reference"]), default=None,
+              help="Masked-update kernels (default: those of the pruned run).")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")
@@ -30,6 +32,7 @@ def prune(**opts: Any) -> None:
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
     run = run_pruning(opts["model"], opts["ratio"], epochs=opts["epochs"], device=opts["device"],
+                      kernels=opts["kernels"],
                       runs_dir=opts["runs_dir"], out=opts["out"], progress=not opts["quiet"])
     metrics = run.metrics()
     if opts["as_json"]:

@@ -26,6 +26,7 @@ def prune(
     *,
     epochs: int | None = None,
     device: str = "auto",
+    kernels: str | None = None,
     runs_dir: str | Path = "runs",
     out: str | Path | None = None,
     progress: bool = True,
@@ -48,6 +49,8 @@ def prune(
     values = {**parent.config, "device": device}
     if epochs is not None:
         values["epochs"] = epochs
+    if kernels is not None:
+        values["kernels"] = kernels
     config = TrainConfig.from_dict(values)
     log.info("pruning %s to %.1f %% sparse conv weights (rewinding to epoch %d)",
              parent.name, 100 * sparsity(masks), rewind["epoch"])

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Reproduce the unlearning table: original, retrain, DAU and FT, dense and sparse,
+random and class-wise forgetting, with one command.
+
+::
+
+    python benchmarks/unlearning_table.py                 # Fashion-MNIST, everything
+    python benchmarks/unlearning_table.py --stage train --jobs 8 --device cuda
+    python benchmarks/unlearning_table.py --stage eval --jobs 2
+
+What it runs (each a ``dau`` command; its run directory is ``<root>/<job>``):
+
+==========================  =================================================
+``original``                ``dau train`` on the whole training split
+``retrain-random``          ``dau train --forget random:P% --exclude-forget``
+``retrain-class``           ``dau train --class K --exclude-forget``
+``sparse-<run>``            ``dau prune --model <run> --ratio R`` (OMP, rewind,
+                            retrain with the mask) of each of the three above
+``<m>-<mode>``              ``dau unlearn --model original --method m``
+``sparse-<m>-<mode>``       ``dau unlearn --mask sparse-original --method m``
+==========================  =================================================
+
+for ``m`` in dau, ft and ``mode`` in random, class. The sparse references are
+the retrain runs pruned the same way (their masks never saw the forget set).
+``--variant NAME=ARGS`` adds more unlearning runs of the dense original (for
+example ``--variant dau-random-lr0.02="--forget random:10% --lr 0.02"``) to
+the random or class table, by the forget option in ARGS.
+
+Jobs run as soon as the runs they need are complete, ``--jobs`` at a time
+(several fit on one GPU: the models are small). A job whose run directory is
+already complete is skipped, so an interrupted reproduction resumes. With
+``--deadline S`` no job starts after S seconds and the running ones are stopped
+at S (their run directories say "running"); the eval stage then reports what
+exists.
+
+The eval stage evaluates each run once per table it appears in (one process
+per run, ``--jobs`` at a time), writes ``<root>/eval/<table>.json`` and prints
+the four tables (``dau eval``'s columns, the gap to the table's retrain run,
+and Avg.Gap). RTE is each run's own wall time as recorded in its manifest:
+runs that shared a machine with other jobs are slower than they would be
+alone, retrain and unlearning runs alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "python"))
+
+
+@dataclass
+class Job:
+    name: str
+    args: list[str]
+    needs: list[str] = field(default_factory=list)
+    command: list[str] | None = None  # a plain command instead of ``dau ARGS``
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=Path("runs/table-fmnist"),
+                   help="Folder of the run directories (default: runs/table-fmnist).")
+    p.add_argument("--stage", choices=("all", "train", "eval"), default="all")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--train-args", default="--schedule cosine --no-augment --rewind-epoch 2",
+                   help="More `dau train` options for the original and retrain runs.")
+    p.add_argument("--random", default="10%", help="Random forget set size (N or P%%).")
+    p.add_argument("--klass", "--class", dest="klass", type=int, default=3,
+                   help="The class forgotten in the class-wise table.")
+    p.add_argument("--ratio", type=float, default=0.95, help="Pruning ratio of the sparse rows.")
+    p.add_argument("--methods", default="dau,ft", help="Unlearning methods (comma-separated).")
+    p.add_argument("--unlearn-args", default="", help="More `dau unlearn` options for every method.")
+    p.add_argument("--dau-args", default="", help="More `dau unlearn` options for DAU only.")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                   help="An extra unlearning run of the dense original.")
+    p.add_argument("--no-sparse", action="store_true", help="Dense rows only.")
+    p.add_argument("--build-ops", action="store_true",
+                   help="Build the op library (csrc/build_ops.py) as a first job, needed by the "
+                   "sparse rows, in a source checkout that was not installed.")
+    p.add_argument("--jobs", type=int, default=1, help="Jobs run at once.")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--deadline", type=float, default=None,
+                   help="Seconds after which the train stage stops starting and running jobs.")
+    p.add_argument("--max-mia-samples", type=int, default=None,
+                   help="Subsample the MIA shadow sets (default: all rows, as the reference).")
+    p.add_argument("--seed", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def forget_of(mode: str, args: argparse.Namespace) -> list[str]:
+    return ["--forget", f"random:{args.random}"] if mode == "random" else ["--class", str(args.klass)]
+
+
+def plan_jobs(args: argparse.Namespace) -> list[Job]:
+    common = ["--device", args.device, "--seed", str(args.seed)]
+    if args.data_dir:
+        common += ["--data-dir", args.data_dir]
+    train = ["train", "--dataset", args.dataset, "--arch", args.arch, "--width", str(args.width),
+             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr",
+             str(args.lr), *shlex.split(args.train_args), *common]
+    jobs = [Job("original", train)]
+    for mode in ("random", "class"):
+        jobs.append(Job(f"retrain-{mode}", [*train, *forget_of(mode, args), "--exclude-forget"]))
+    sparse = [] if args.no_sparse else ["sparse-"]
+    ops = []
+    if args.build_ops:
+        ops = ["build-ops"]
+        jobs.insert(0, Job("build-ops", [], command=[
+            sys.executable, str(ROOT / "csrc" / "build_ops.py"), "--out-dir",
+            str(ROOT / "python" / "dau")]))
+    for prefix in sparse:
+        for base in ("original", "retrain-random", "retrain-class"):
+            jobs.append(Job(f"{prefix}{base}", ["prune", "--model", base, "--ratio",
+                                                str(args.ratio), "--device", args.device],
+                            needs=[base, *ops]))
+    unlearn = ["unlearn", *shlex.split(args.unlearn_args), "--device", args.device]
+    if args.data_dir:
+        unlearn += ["--data-dir", args.data_dir]
+    for prefix in ["", *sparse]:
+        source = ["--model", "original"] if not prefix else ["--mask", "sparse-original"]
+        for method in args.methods.split(","):
+            extra = shlex.split(args.dau_args) if method == "dau" else []
+            for mode in ("random", "class"):
+                jobs.append(Job(f"{prefix}{method}-{mode}",
+                                [*unlearn, *source, "--method", method, *forget_of(mode, args),
+                                 *extra], needs=[source[1]]))
+    for variant in args.variant:
+        name, _, rest = variant.partition("=")
+        jobs.append(Job(name, [*unlearn, "--model", "original", *shlex.split(rest)],
+                        needs=["original"]))
+    return jobs
+
+
+def manifest_status(run: Path) -> str | None:
+    try:
+        return str(json.loads((run / "manifest.json").read_text())["status"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def resolve_paths(argv: list[str], root: Path, names: set[str]) -> list[str]:
+    """Job names given as the value of --model/--mask become run directories."""
+    out = list(argv)
+    for i, value in enumerate(out[:-1]):
+        if value in ("--model", "--mask") and out[i + 1] in names:
+            out[i + 1] = str(root / out[i + 1])
+    return out
+
+
+def run_jobs(jobs: list[Job], args: argparse.Namespace) -> bool:
+    root: Path = args.root
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    names = {job.name for job in jobs}
+    run_dirs = {job.name for job in jobs if job.command is None}
+    done = {name for name in run_dirs if manifest_status(root / name) == "complete"}
+    failed: set[str] = set()
+    pending = [job for job in jobs if job.name not in done]
+    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    start = time.monotonic()
+    for name in sorted(done):
+        print(f"[{0:7.1f}s] {name}: already complete", flush=True)
+    while pending or running:
+        elapsed = time.monotonic() - start
+        for name, (proc, began) in list(running.items()):
+            if proc.poll() is None:
+                if args.deadline is not None and elapsed > args.deadline:
+                    proc.terminate()
+                    proc.wait()
+                    print(f"[{elapsed:7.1f}s] {name}: stopped at the deadline", flush=True)
+                    failed.add(name)
+                    del running[name]
+                continue
+            del running[name]
+            ok = proc.returncode == 0 and (name not in run_dirs
+                                           or manifest_status(root / name) == "complete")
+            (done if ok else failed).add(name)
+            print(f"[{elapsed:7.1f}s] {name}: {'done' if ok else f'FAILED (exit {proc.returncode})'}"
+                  f" in {elapsed - began:.1f}s", flush=True)
+        blocked = [job for job in pending if set(job.needs) & failed]
+        for job in blocked:
+            print(f"[{elapsed:7.1f}s] {job.name}: skipped, needs {sorted(set(job.needs) & failed)}",
+                  flush=True)
+            failed.add(job.name)
+            pending.remove(job)
+        past_deadline = args.deadline is not None and elapsed > args.deadline
+        for job in list(pending):
+            if len(running) >= args.jobs or past_deadline:
+                break
+            if not set(job.needs) <= done:
+                continue
+            pending.remove(job)
+            if job.command is None and (root / job.name).exists():
+                # an interrupted run: start it afresh under a new name, keep the old one
+                (root / job.name).rename(root / f"{job.name}.interrupted-{int(time.time())}")
+            argv = job.command or [sys.executable, "-m", "dau",
+                                   *resolve_paths(job.args, root, names),
+                                   "--out", str(root / job.name), "--quiet"]
+            log = (root / "logs" / f"{job.name}.log").open("w")
+            log.write(shlex.join(argv) + "\n")
+            log.flush()
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
+            running[job.name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                  env=env), elapsed)
+            print(f"[{elapsed:7.1f}s] {job.name}: started", flush=True)
+        if past_deadline and not running:
+            for job in pending:
+                print(f"[{elapsed:7.1f}s] {job.name}: not started (deadline)", flush=True)
+            break
+        time.sleep(0.5)
+    return not failed and not pending
+
+
+def tables(args: argparse.Namespace, jobs: list[Job]) -> dict[str, dict[str, list[str] | str]]:
+    names = [job.name for job in jobs]
+    out: dict[str, dict[str, list[str] | str]] = {}
+    for prefix in ["", *([] if args.no_sparse else ["sparse-"])]:
+        for mode in ("random", "class"):
+            flag = f"random:{args.random}" if mode == "random" else f"--class {args.klass}"
+            rows = [f"{prefix}original"]
+            for method in args.methods.split(","):
+                rows.append(f"{prefix}{method}-{mode}")
+            if not prefix:
+                rows += [v.partition("=")[0] for v in args.variant
+                         if (mode == "random") == ("random:" in v.partition("=")[2])]
+            ref = f"{prefix}retrain-{mode}"
+            title = f"{'sparse ' if prefix else 'dense '}{mode} ({flag})"
+            out[f"{prefix or 'dense-'}{mode}"] = {"title": title,
+                                                 "rows": [r for r in rows if r in names],
+                                                 "reference": ref}
+    return out
+
+
+def _evaluate(task: tuple[str, str | None, dict[str, object]]) -> dict[str, object]:
+    from dau.checkpoint import load_run
+    from dau.eval.runs import evaluate_run
+
+    run, reference, kwargs = task
+    ref = load_run(reference) if reference else None
+    return evaluate_run(load_run(run), reference=ref, **kwargs)  # type: ignore[arg-type]
+
+
+def run_evals(args: argparse.Namespace, jobs: list[Job]) -> bool:
+    from dau.eval.report import format_table, gap
+
+    root: Path = args.root
+    (root / "eval").mkdir(parents=True, exist_ok=True)
+    kwargs = {"device": args.device, "max_mia_samples": args.max_mia_samples,
+              "data_dir": args.data_dir, "progress": False}
+    layout = tables(args, jobs)
+    tasks: dict[tuple[str, str | None], tuple[str, str | None, dict[str, object]]] = {}
+    for table in layout.values():
+        ref = str(table["reference"])
+        if manifest_status(root / ref) != "complete":
+            continue
+        tasks[(ref, None)] = (str(root / ref), None, kwargs)
+        for row in table["rows"]:
+            if manifest_status(root / row) == "complete":
+                tasks[(row, ref)] = (str(root / row), str(root / ref), kwargs)
+    keys = list(tasks)
+    print(f"evaluating {len(keys)} (run, reference) pairs, {args.jobs} at a time", flush=True)
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = dict(zip(keys, pool.map(_evaluate, [tasks[k] for k in keys]), strict=True))
+    complete = True
+    for key, table in layout.items():
+        ref = str(table["reference"])
+        if (ref, None) not in results:
+            print(f"\n## {table['title']}: the reference {ref} is missing", flush=True)
+            complete = False
+            continue
+        ref_result = results[(ref, None)]
+        rows = []
+        for row in table["rows"]:
+            if (row, ref) not in results:
+                print(f"(missing run: {row})")
+                complete = False
+                continue
+            result = dict(results[(row, ref)])
+            result["gap"] = gap(result, ref_result)
+            result["name"] = row
+            rows.append((row, result))
+        rows.append((ref, {**ref_result, "name": ref}))
+        print(f"\n## {table['title']}\n{format_table(rows, reference=ref)}", flush=True)
+        (root / "eval" / f"{key}.json").write_text(json.dumps(
+            {"title": table["title"], "reference": ref,
+             "rows": {name: r for name, r in rows}}, indent=1, default=str))
+    return complete
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    jobs = plan_jobs(args)
+    ok = True
+    if args.stage in ("all", "train"):
+        ok = run_jobs(jobs, args) and ok
+    if args.stage in ("all", "eval"):
+        ok = run_evals(args, jobs) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
