@@ -24,7 +24,8 @@ for ``m`` in dau, ft and ``mode`` in random, class. The sparse references are
 the retrain runs pruned the same way (their masks never saw the forget set).
 ``--variant NAME=ARGS`` adds more unlearning runs of the dense original (for
 example ``--variant dau-random-lr0.02="--forget random:10% --lr 0.02"``) to
-the random or class table, by the forget option in ARGS.
+the random or class table, by the forget option in ARGS; it starts after the
+method's own run of that mode, whose cached pretrained attacker it reuses.
 
 Jobs run as soon as the runs they need are complete, ``--jobs`` at a time
 (several fit on one GPU: the models are small). A job whose run directory is
@@ -143,8 +144,13 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
                                  *extra], needs=[source[1]]))
     for variant in args.variant:
         name, _, rest = variant.partition("=")
-        jobs.append(Job(name, [*unlearn, "--model", "original", *shlex.split(rest)],
-                        needs=["original"]))
+        words = shlex.split(rest)
+        method = words[words.index("--method") + 1] if "--method" in words[:-1] else "dau"
+        mode = "random" if any(w.startswith("random:") for w in words) else "class"
+        # after the method's own run of that mode: it reuses the attacker that run cached
+        first = f"{method}-{mode}"
+        needs = ["original", *([first] if first in {job.name for job in jobs} else [])]
+        jobs.append(Job(name, [*unlearn, "--model", "original", *words], needs=needs))
     return jobs
 
 
