@@ -67,6 +67,10 @@ demo: $(BUILT)
 
 bench: $(BUILT)
 	$(PY) benchmarks/bench_masked_sgd.py --quick
+	$(PY) benchmarks/bench_step.py --quick
+	$(PY) benchmarks/sensitivity_precision.py --device cpu --batch 16
+	$(PY) benchmarks/bench_ops.py --quick
+	$(PY) benchmarks/bench_data.py --quick
 
 wheel: $(DEPS)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \

@@ -34,24 +34,28 @@ already complete is skipped, so an interrupted reproduction resumes. With
 at S (their run directories say "running"); the eval stage then reports what
 exists.
 
-The eval stage evaluates each run once per table it appears in (one process
-per run, ``--jobs`` at a time), writes ``<root>/eval/<table>.json`` and prints
-the four tables (``dau eval``'s columns, the gap to the table's retrain run,
-and Avg.Gap). RTE is each run's own wall time as recorded in its manifest:
-runs that shared a machine with other jobs are slower than they would be
-alone, retrain and unlearning runs alike.
+Each (run, reference) pair is evaluated once (``dau eval``'s metrics, faithful
+SVC MIA unless ``--max-mia-samples``) in a worker process, ``--eval-jobs`` at a
+time, as soon as both runs are complete, so evaluation overlaps training; the
+results are cached in ``<root>/eval/pairs/``. The stage then prints the four
+tables (the gap to the table's retrain run, and Avg.Gap) and writes
+``<root>/eval/<table>.json``. RTE is each run's own wall time as recorded in its
+manifest: runs that shared a machine with other jobs are slower than they would
+be alone, retrain and unlearning runs alike. ``<root>/train-status.json`` says
+which jobs finished, failed or never started.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--build-ops", action="store_true",
                    help="Build the op library (csrc/build_ops.py) as a first job, needed by the "
                    "sparse rows, in a source checkout that was not installed.")
-    p.add_argument("--jobs", type=int, default=1, help="Jobs run at once.")
+    p.add_argument("--jobs", type=int, default=1, help="Training and unlearning jobs run at once.")
+    p.add_argument("--eval-jobs", type=int, default=1,
+                   help="Evaluations run at once (each as soon as its runs are complete).")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--deadline", type=float, default=None,
@@ -141,7 +147,7 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
             for mode in ("random", "class"):
                 jobs.append(Job(f"{prefix}{method}-{mode}",
                                 [*unlearn, *source, "--method", method, *forget_of(mode, args),
-                                 *extra], needs=[source[1]]))
+                                 *extra], needs=[source[1], *ops]))
     for variant in args.variant:
         name, _, rest = variant.partition("=")
         words = shlex.split(rest)
@@ -150,7 +156,7 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
         # after the method's own run of that mode: it reuses the attacker that run cached
         first = f"{method}-{mode}"
         needs = ["original", *([first] if first in {job.name for job in jobs} else [])]
-        jobs.append(Job(name, [*unlearn, "--model", "original", *words], needs=needs))
+        jobs.append(Job(name, [*unlearn, "--model", "original", *words], needs=[*needs, *ops]))
     return jobs
 
 
@@ -170,7 +176,91 @@ def resolve_paths(argv: list[str], root: Path, names: set[str]) -> list[str]:
     return out
 
 
-def run_jobs(jobs: list[Job], args: argparse.Namespace) -> bool:
+class Evaluations:
+    """Evaluations of (run, reference) pairs in worker processes, each started as soon as
+    both run directories are complete, cached in ``<root>/eval/pairs/``."""
+
+    def __init__(self, args: argparse.Namespace, jobs: list[Job]) -> None:
+        self.args = args
+        self.root: Path = args.root
+        self.layout = tables(args, jobs)
+        self.kwargs = {"device": args.device, "max_mia_samples": args.max_mia_samples,
+                       "data_dir": args.data_dir, "progress": False}
+        self.pairs: list[tuple[str, str | None]] = []
+        for table in self.layout.values():
+            ref = str(table["reference"])
+            self.pairs += [(ref, None), *((str(row), ref) for row in table["rows"])]
+        self.pairs = list(dict.fromkeys(self.pairs))
+        self.futures: dict[tuple[str, str | None], Future[dict[str, object]]] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        (self.root / "eval" / "pairs").mkdir(parents=True, exist_ok=True)
+
+    def _cache(self, pair: tuple[str, str | None]) -> Path:
+        run, ref = pair
+        return self.root / "eval" / "pairs" / f"{run}__{ref or 'self'}.json"
+
+    def _stamp(self, pair: tuple[str, str | None]) -> list[object]:
+        """What a cached result depends on: the runs' creation times and the options."""
+        return [created(self.root / name) for name in pair if name] + [
+            self.kwargs["max_mia_samples"]]
+
+    def cached(self, pair: tuple[str, str | None]) -> dict[str, object] | None:
+        try:
+            entry = json.loads(self._cache(pair).read_text())
+        except (OSError, ValueError):
+            return None
+        return entry["result"] if entry.get("stamp") == self._stamp(pair) else None
+
+    def submit_ready(self) -> None:
+        """Start every evaluation whose runs are complete and not started or cached."""
+        for pair in self.pairs:
+            if pair in self.futures or self.cached(pair) is not None:
+                continue
+            if all(manifest_status(self.root / name) == "complete" for name in pair if name):
+                if self.pool is None:
+                    self.pool = ProcessPoolExecutor(
+                        max_workers=max(1, self.args.eval_jobs),
+                        mp_context=multiprocessing.get_context("spawn"))
+                run, ref = pair
+                task = (str(self.root / run), str(self.root / ref) if ref else None, self.kwargs)
+                self.futures[pair] = self.pool.submit(_evaluate, task)
+                print(f"evaluating {run}" + (f" against {ref}" if ref else ""), flush=True)
+
+    def collect(self) -> dict[tuple[str, str | None], dict[str, object]]:
+        """Wait for the started evaluations; every result available, by pair."""
+        results = {}
+        for pair in self.pairs:
+            future = self.futures.get(pair)
+            if future is not None:
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    print(f"evaluation of {pair[0]} failed: {exc}", flush=True)
+                    continue
+                atomic_write(self._cache(pair), {"stamp": self._stamp(pair), "result": result})
+                results[pair] = result
+            elif (hit := self.cached(pair)) is not None:
+                results[pair] = hit
+        if self.pool is not None:
+            self.pool.shutdown()
+        return results
+
+
+def created(run: Path) -> str | None:
+    try:
+        return str(json.loads((run / "manifest.json").read_text()).get("created"))
+    except (OSError, ValueError):
+        return None
+
+
+def atomic_write(path: Path, data: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def run_jobs(jobs: list[Job], args: argparse.Namespace, evals: Evaluations | None) -> bool:
+    """Run the jobs (and, with ``evals``, start each evaluation once its runs exist)."""
     root: Path = args.root
     (root / "logs").mkdir(parents=True, exist_ok=True)
     names = {job.name for job in jobs}
@@ -199,6 +289,8 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> bool:
             (done if ok else failed).add(name)
             print(f"[{elapsed:7.1f}s] {name}: {'done' if ok else f'FAILED (exit {proc.returncode})'}"
                   f" in {elapsed - began:.1f}s", flush=True)
+            if ok and evals is not None:
+                evals.submit_ready()
         blocked = [job for job in pending if set(job.needs) & failed]
         for job in blocked:
             print(f"[{elapsed:7.1f}s] {job.name}: skipped, needs {sorted(set(job.needs) & failed)}",
@@ -231,6 +323,9 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> bool:
                 print(f"[{elapsed:7.1f}s] {job.name}: not started (deadline)", flush=True)
             break
         time.sleep(0.5)
+    atomic_write(root / "train-status.json", {
+        "done": sorted(done), "failed": sorted(failed), "not_started": [j.name for j in pending],
+        "seconds": time.monotonic() - start})
     return not failed and not pending
 
 
@@ -263,29 +358,13 @@ def _evaluate(task: tuple[str, str | None, dict[str, object]]) -> dict[str, obje
     return evaluate_run(load_run(run), reference=ref, **kwargs)  # type: ignore[arg-type]
 
 
-def run_evals(args: argparse.Namespace, jobs: list[Job]) -> bool:
+def print_tables(evals: Evaluations) -> bool:
+    """Print the tables from the evaluations; write ``<root>/eval/<table>.json``."""
     from dau.eval.report import format_table, gap
 
-    root: Path = args.root
-    (root / "eval").mkdir(parents=True, exist_ok=True)
-    kwargs = {"device": args.device, "max_mia_samples": args.max_mia_samples,
-              "data_dir": args.data_dir, "progress": False}
-    layout = tables(args, jobs)
-    tasks: dict[tuple[str, str | None], tuple[str, str | None, dict[str, object]]] = {}
-    for table in layout.values():
-        ref = str(table["reference"])
-        if manifest_status(root / ref) != "complete":
-            continue
-        tasks[(ref, None)] = (str(root / ref), None, kwargs)
-        for row in table["rows"]:
-            if manifest_status(root / row) == "complete":
-                tasks[(row, ref)] = (str(root / row), str(root / ref), kwargs)
-    keys = list(tasks)
-    print(f"evaluating {len(keys)} (run, reference) pairs, {args.jobs} at a time", flush=True)
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = dict(zip(keys, pool.map(_evaluate, [tasks[k] for k in keys]), strict=True))
+    results = evals.collect()
     complete = True
-    for key, table in layout.items():
+    for key, table in evals.layout.items():
         ref = str(table["reference"])
         if (ref, None) not in results:
             print(f"\n## {table['title']}: the reference {ref} is missing", flush=True)
@@ -304,9 +383,8 @@ def run_evals(args: argparse.Namespace, jobs: list[Job]) -> bool:
             rows.append((row, result))
         rows.append((ref, {**ref_result, "name": ref}))
         print(f"\n## {table['title']}\n{format_table(rows, reference=ref)}", flush=True)
-        (root / "eval" / f"{key}.json").write_text(json.dumps(
-            {"title": table["title"], "reference": ref,
-             "rows": {name: r for name, r in rows}}, indent=1, default=str))
+        atomic_write(evals.root / "eval" / f"{key}.json",
+                     {"title": table["title"], "reference": ref, "rows": dict(rows)})
     return complete
 
 
@@ -314,10 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     jobs = plan_jobs(args)
     ok = True
+    evals = Evaluations(args, jobs) if args.stage in ("all", "eval") else None
     if args.stage in ("all", "train"):
-        ok = run_jobs(jobs, args) and ok
-    if args.stage in ("all", "eval"):
-        ok = run_evals(args, jobs) and ok
+        ok = run_jobs(jobs, args, evals) and ok
+    if evals is not None:
+        evals.submit_ready()
+        ok = print_tables(evals) and ok
     return 0 if ok else 1
 
 

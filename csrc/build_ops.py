@@ -342,6 +342,8 @@ def _cxx_flags(include_dirs: Sequence[str]) -> list[str]:
         "-O3",
         "-fPIC",
         "-fvisibility=hidden",
+        # sqrt and friends without errno, so loops calling them vectorize.
+        "-fno-math-errno",
         "-Wall",
         "-Wextra",
         "-Wno-unused-parameter",

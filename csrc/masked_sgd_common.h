@@ -7,6 +7,8 @@
 
 #pragma once
 
+#include "op_common.h"
+
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
@@ -16,7 +18,6 @@
 #include <cstdint>
 #include <numeric>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,24 +26,8 @@ namespace dau::ops::masked_sgd {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 
-inline std::string shape_string(const Tensor& t) {
-  std::ostringstream out;
-  out << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    out << (d ? ", " : "") << t.size(d);
-  }
-  out << "]";
-  return out.str();
-}
-
-inline std::string device_string(const Tensor& t) {
-  std::ostringstream out;
-  out << (t.is_cpu() ? "cpu" : (t.is_cuda() ? "cuda" : "other"));
-  if (!t.is_cpu()) {
-    out << ":" << t.get_device_index();
-  }
-  return out.str();
-}
+using dau::ops::device_string;
+using dau::ops::shape_string;
 
 inline bool same_shape(const Tensor& a, const Tensor& b) {
   if (a.dim() != b.dim()) {
@@ -63,11 +48,6 @@ inline bool same_strides(const Tensor& a, const Tensor& b) {
     }
   }
   return true;
-}
-
-inline bool is_supported_dtype(ScalarType dtype) {
-  return dtype == ScalarType::Float || dtype == ScalarType::Double ||
-      dtype == ScalarType::Half || dtype == ScalarType::BFloat16;
 }
 
 // Dense: the elements fill exactly numel() consecutive slots from data_ptr(),
@@ -168,7 +148,7 @@ void check_arguments(
     check_param_device(params, i);
     const ScalarType dtype = p.scalar_type();
     STD_TORCH_CHECK(
-        is_supported_dtype(dtype),
+        is_float_dtype(dtype),
         "masked_sgd_: params[", i, "] has dtype ", torch::headeronly::toString(dtype),
         "; supported are float32, float64, float16 and bfloat16");
     STD_TORCH_CHECK(
@@ -186,8 +166,7 @@ void check_arguments(
           "masked_sgd_: ", name, "[", i, "] has shape ", shape_string(t), " but params[", i,
           "] has shape ", shape_string(p));
       STD_TORCH_CHECK(
-          t.is_cpu() == p.is_cpu() && t.is_cuda() == p.is_cuda() &&
-              t.get_device_index() == p.get_device_index(),
+          same_device(t, p),
           "masked_sgd_: ", name, "[", i, "] is on ", device_string(t), " but params[", i,
           "] is on ", device_string(p));
       if (same_dtype) {

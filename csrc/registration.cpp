@@ -21,4 +21,31 @@ STABLE_TORCH_LIBRARY(dau, m) {
       "Tensor(b!)[] momentum_buffers, Tensor?[] masks, float lr, "
       "float momentum, float dampening, float weight_decay, bool nesterov, "
       "bool maximize, bool first_step) -> ()");
+
+  // noisy_replicate: [(m+1)*B, *S] = x followed by m copies of x plus
+  // sigma * n, n standard normal from the counter-based generator of
+  // counter_normal.h (counter offset + flat index of the noise element), so
+  // one (seed, offset) gives the same noise on every run and device.
+  m.def("noisy_replicate(Tensor x, int m, float sigma, int seed, int offset) -> Tensor");
+  // sensitivity_features: [B, 3C] = [logits | one_hot(labels) |
+  // mean_j |noisy_logits[j*B+b] - logits[b]| / sigma] (noisy_logits copy-major).
+  m.def(
+      "sensitivity_features(Tensor logits, Tensor noisy_logits, Tensor labels, "
+      "float sigma, int num_classes) -> Tensor");
+  // sensitivity_features_backward: (grad_logits, grad_noisy_logits) of
+  // sensitivity_features given the gradient of its [B, 3C] output.
+  m.def(
+      "sensitivity_features_backward(Tensor grad, Tensor logits, Tensor noisy_logits, "
+      "float sigma) -> (Tensor, Tensor)");
+  // cross_correlation_loss: 0-dim sum_i (C_ii - 1)^2 + w sum_{i!=j} C_ij^2 with
+  // C = v^T f / rows over the first rows = min(B_v, B_f) rows, standardized
+  // per column ((x - mean) / (unbiased std + eps)); 0 when rows < 2.
+  m.def(
+      "cross_correlation_loss(Tensor val_features, Tensor forget_features, "
+      "float offdiag_weight, float eps) -> Tensor");
+  // cross_correlation_loss_backward: (grad_val_features, grad_forget_features)
+  // of cross_correlation_loss given the gradient of its 0-dim output.
+  m.def(
+      "cross_correlation_loss_backward(Tensor grad, Tensor val_features, "
+      "Tensor forget_features, float offdiag_weight, float eps) -> (Tensor, Tensor)");
 }

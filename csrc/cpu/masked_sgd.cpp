@@ -15,6 +15,7 @@
 // in place whatever their strides.
 
 #include "../masked_sgd_common.h"
+#include "cpu_common.h"
 
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
@@ -54,18 +55,7 @@ struct Hyper {
   bool maximize;
 };
 
-template <typename T>
-struct OpMath {
-  using type = T;
-};
-template <>
-struct OpMath<torch::headeronly::Half> {
-  using type = float;
-};
-template <>
-struct OpMath<torch::headeronly::BFloat16> {
-  using type = float;
-};
+using cpu::OpMath;
 
 // Unsigned integers as wide as a storage type, for exact bitwise selects.
 template <size_t kSize>

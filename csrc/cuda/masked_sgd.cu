@@ -14,13 +14,10 @@
 //
 // Only torch's stable ABI headers and the CUDA runtime headers are used.
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
+#include "cuda_common.cuh"
 
 #include "../masked_sgd_common.h"
 
-#include <torch/csrc/inductor/aoti_torch/c/shim.h>
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/macros.h>
@@ -71,51 +68,9 @@ struct LaunchArgs {
   int block_chunk[kMaxBlocks];
 };
 
-// Arithmetic type and conversions of each storage type.
-template <typename T>
-struct Acc {
-  using type = T;
-};
-template <>
-struct Acc<__half> {
-  using type = float;
-};
-template <>
-struct Acc<__nv_bfloat16> {
-  using type = float;
-};
-
-__device__ __forceinline__ float to_acc(__half x) {
-  return __half2float(x);
-}
-__device__ __forceinline__ float to_acc(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-__device__ __forceinline__ float to_acc(float x) {
-  return x;
-}
-__device__ __forceinline__ double to_acc(double x) {
-  return x;
-}
-
-template <typename T>
-__device__ __forceinline__ T from_acc(typename Acc<T>::type x);
-template <>
-__device__ __forceinline__ __half from_acc<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ float from_acc<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ double from_acc<double>(double x) {
-  return x;
-}
+using cuda::Acc;
+using cuda::from_acc;
+using cuda::to_acc;
 
 __device__ __forceinline__ bool is_active(uint8_t m) {
   return m != 0;
@@ -296,9 +251,7 @@ void masked_sgd_cuda(
 
   const int32_t device = params[0].get_device_index();
   const torch::stable::accelerator::DeviceGuard guard(device);
-  void* stream_ptr = nullptr;
-  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream_ptr));
-  const cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+  const cudaStream_t stream = cuda::current_stream(device);
 
   std::vector<Operand> operands;
   operands.reserve(params.size());

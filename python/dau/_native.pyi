@@ -1,4 +1,5 @@
-"""dau._native: split planning, deterministic samplers and split manifests (Rust).
+"""dau._native: split planning, deterministic samplers, split manifests and sample
+fingerprints (Rust).
 
 Errors (the classes of :mod:`dau.errors`):
 
@@ -14,6 +15,10 @@ Errors (the classes of :mod:`dau.errors`):
   do not hash to its stored fingerprint.
 * :class:`~dau.errors.ConfigError`: sampler arguments (``n``/``k`` above 2**32, draws from an
   empty population, negative or too large integers).
+* :class:`~dau.errors.RequestError` (a ``SplitError``): fingerprints that cannot be computed
+  (a zero-byte sample, ``threads`` of 0), a fingerprint file that cannot be read, holds a
+  token that is not 32 hex digits (with its line) or lists nothing; a request spec
+  (``fingerprints:``/``ids:``/``files:``) given to ``plan_split`` is a ``SplitError``.
 * ``TypeError``: an argument of the wrong type (not a NumPy array, not int64, not an int);
   ``ValueError``: an array that is not 1-D.
 
@@ -32,8 +37,22 @@ ascending int64 positions into the full training set.
 Fingerprint: hex SHA-256 of ``b"dau-split-v1\\n"`` followed, for val, train, forget, retain in
 this order, by the set name in ASCII, a zero byte, the length as u64 little-endian, and each
 position as u64 little-endian.
+
+Sample fingerprints (``FINGERPRINT_ALGORITHM`` = ``blake3-128``): the first 16 bytes of the
+BLAKE3 hash of a sample's raw bytes (for dau's images: the uint8 pixels in C, H, W order; the
+label is not hashed), so ``b3sum --length 16`` of those bytes gives the same hex. The dataset
+digest is the hex BLAKE3 of ``b"dau-fingerprints-v1\\n"``, the count as u64 little-endian and
+the 16-byte fingerprints in position order. Hashing runs in parallel with the GIL released;
+the result does not depend on the thread count.
+
+Samplers per set and rank: ``set_stream(set, i) = (code << 48) | (i mod 2**48)`` with codes
+val 1, train 2, forget 3, retain 4. ``permutation_shard``: the permutation of ``0..n``,
+wrapped around to ``ceil(n / world_size) * world_size`` entries, rank ``r`` taking entries
+``r, r + world_size, ...``. ``with_replacement_shard``: rank ``r`` takes draws
+``r, r + world_size, ...`` of the with-replacement stream, ``k`` of them.
 """
 
+import os
 from typing import Final, final
 
 import numpy as np
@@ -41,14 +60,25 @@ import numpy.typing as npt
 
 __all__ = [
     "DEFAULT_VAL_FRACTION",
+    "FINGERPRINT_ALGORITHM",
+    "FINGERPRINT_LEN",
     "MANIFEST_SCHEMA_VERSION",
     "MAX_CLASSES",
     "SPLIT_ALGORITHM_VERSION",
     "SplitPlan",
     "__version__",
+    "fingerprint_digest",
+    "fingerprint_samples",
+    "fingerprints_to_hex",
     "permutation",
+    "permutation_shard",
     "plan_split",
+    "plan_split_request",
+    "read_fingerprints",
+    "resolve_fingerprints",
+    "set_stream",
     "with_replacement",
+    "with_replacement_shard",
 ]
 
 __version__: Final[str]
@@ -56,6 +86,8 @@ SPLIT_ALGORITHM_VERSION: Final[int]
 MANIFEST_SCHEMA_VERSION: Final[int]
 DEFAULT_VAL_FRACTION: Final[float]
 MAX_CLASSES: Final[int]
+FINGERPRINT_ALGORITHM: Final[str]
+FINGERPRINT_LEN: Final[int]
 
 @final
 class SplitPlan:
@@ -149,3 +181,60 @@ def permutation(n: int, seed: int, stream: int) -> npt.NDArray[np.int64]:
 def with_replacement(n: int, k: int, seed: int, stream: int) -> npt.NDArray[np.int64]:
     """``k`` uniform draws from ``0..n`` with replacement, from the with-replacement stream
     ``stream``."""
+
+def permutation_shard(
+    n: int, seed: int, stream: int, rank: int, world_size: int
+) -> npt.NDArray[np.int64]:
+    """Rank ``rank``'s ``ceil(n / world_size)`` entries of the permutation of ``0..n`` (see
+    the module docstring); ``rank=0, world_size=1`` is :func:`permutation`."""
+
+def with_replacement_shard(
+    n: int, k: int, seed: int, stream: int, rank: int, world_size: int
+) -> npt.NDArray[np.int64]:
+    """Rank ``rank``'s ``k`` draws with replacement: draws ``rank, rank + world_size, ...``
+    of the stream of :func:`with_replacement`."""
+
+def set_stream(set_name: str, index: int) -> int:
+    """The sampler stream of ``set_name`` (val, train, forget, retain) for ``index`` (an
+    epoch or step): ``(code << 48) | (index mod 2**48)``."""
+
+def fingerprint_samples(
+    samples: npt.NDArray[np.uint8], threads: int | None = None
+) -> npt.NDArray[np.uint8]:
+    """Fingerprints ``[N, 16]`` of ``samples`` (uint8, shape ``[N, ...]``, each sample's bytes
+    in C order; no copy when C-contiguous), hashed on ``threads`` threads (None: all cores)."""
+
+def fingerprint_digest(fingerprints: npt.NDArray[np.uint8]) -> str:
+    """The dataset digest (64 hex digits) of fingerprints ``[N, 16]`` in position order."""
+
+def fingerprints_to_hex(fingerprints: npt.NDArray[np.uint8]) -> list[str]:
+    """Each fingerprint of ``[N, 16]`` as 32 lowercase hex digits."""
+
+def read_fingerprints(
+    path: str | os.PathLike[str],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Read a fingerprint file (32 hex digits each, separated by whitespace, commas or
+    newlines; ``#`` comments): the fingerprints ``[M, 16]`` in file order and the 1-based
+    line of each."""
+
+def resolve_fingerprints(
+    dataset: npt.NDArray[np.uint8],
+    request: npt.NDArray[np.uint8],
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Every ``(item, position)`` with ``request[item] == dataset[position]``, as two int64
+    arrays sorted by item, then position. Items without a match do not appear."""
+
+def plan_split_request(
+    labels: npt.NDArray[np.int64],
+    num_classes: int,
+    forget: str,
+    seed: int,
+    positions: npt.NDArray[np.int64],
+    val_fraction: float = 0.1,
+) -> tuple[SplitPlan, npt.NDArray[np.int64]]:
+    """Plan a split whose forget set is a resolved request (``forget`` =
+    ``fingerprints:FILE``, ``ids:FILE`` or ``files:PATH``; ``positions`` = the matched
+    positions in the full training set). Returns the plan (forget = matched positions in the
+    training split) and the matched positions that lie in the validation split (never trained
+    on), ascending."""

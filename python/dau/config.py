@@ -24,6 +24,7 @@ __all__ = ["TrainConfig", "check_device", "check_keys", "load_toml", "resolve_de
 
 SCHEDULES = ("multistep", "cosine", "constant")
 KERNELS = ("fused", "reference")
+SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numerics)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -84,6 +85,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     forget: str = "none"
     exclude_forget: bool = False
+    metadata: str | None = None  # CSV mapping external IDs to samples, for --forget ids:FILE
+    id_column: str | None = None
     augment: bool = True
     device: str = "auto"
     kernels: str = "fused"
@@ -209,6 +212,7 @@ class UnlearnConfig:
     stop_lr: float | None = None
     noise_copies: int = 10
     sigma: float = 1e-3
+    sensitivity: str = "fd"
     bt_weight: float = 1e-3
     adv_weight: float = 0.9
     offdiag_weight: float = 5e-3
@@ -245,6 +249,8 @@ class UnlearnConfig:
             raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
         if self.kernels not in KERNELS:
             raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
+        if self.sensitivity not in SENSITIVITY:
+            raise ConfigError(f"--sensitivity: expected fd or jvp, got {self.sensitivity!r}")
         check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:

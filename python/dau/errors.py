@@ -16,6 +16,7 @@ __all__ = [
     "DataError",
     "DauError",
     "KernelUnavailableError",
+    "RequestError",
     "SplitError",
     "SplitMismatchError",
     "TrainingError",
@@ -40,6 +41,11 @@ class SplitError(DauError, ValueError):
 
 class SplitMismatchError(SplitError):
     """Two runs, or a run and a dataset, disagree about the split they use."""
+
+
+class RequestError(SplitError):
+    """A deletion request (fingerprints, external IDs, image files) or a fingerprint file
+    cannot be read, or cannot be resolved against the dataset."""
 
 
 class CheckpointError(DauError):

@@ -85,7 +85,8 @@ def train(
     """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import iterate_batches, to_device
-    from dau.data.splits import plan_split, save_run_split
+    from dau.data.requests import plan_forget
+    from dau.data.splits import dataset_section, save_run_split
     from dau.eval.accuracy import predict
     from dau.models import create_model
 
@@ -112,9 +113,8 @@ def train(
     device = resolve_device(config.device)
     dataset = load_dataset(config.dataset, config.data_dir)
     info = dataset.info
-    plan = plan_split(
-        dataset.train.labels, info.num_classes, config.forget, config.seed, config.val_fraction
-    )
+    plan, request = plan_forget(dataset, config.forget, config.seed, config.val_fraction,
+                                metadata=config.metadata, id_column=config.id_column)
     if resume is not None and run.manifest["split"]["fingerprint"] != plan.fingerprint:
         raise SplitMismatchError(
             f"--resume: the split planned now ({plan.fingerprint[:12]}) differs from the run's "
@@ -157,7 +157,9 @@ def train(
     if resume is None:
         name = name or f"{config.dataset.split(':')[0]}-{config.arch}-{config.kind}"
         path = ckpt.create_run_dir(runs_dir, name, out)
-        split = save_run_split(path, plan, "retain" if config.exclude_forget else "train")
+        split = save_run_split(path, plan, "retain" if config.exclude_forget else "train",
+                               dataset=dataset_section(config.dataset, dataset, plan),
+                               request=request)
         run = ckpt.Run(
             path=path,
             manifest={

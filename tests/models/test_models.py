@@ -59,3 +59,23 @@ def test_bad_model_arguments_are_clear_errors(kwargs, message):
     kwargs = {"num_classes": 10, **kwargs}
     with pytest.raises(ConfigError, match=message):
         create_model(kwargs.pop("name"), **kwargs)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "vgg16_bn"])
+def test_defenders_script_with_torchscript(arch):
+    from dau.export import script
+
+    model = create_model(arch, num_classes=5, in_channels=3, width=0.125).eval()
+    scripted = script(model)
+    x = torch.rand(2, 3, 32, 32)
+    (logits, features), (s_logits, s_features) = model(x), scripted(x)
+    assert torch.allclose(logits, s_logits, atol=1e-5) and torch.allclose(features, s_features, atol=1e-5)
+
+
+def test_the_attacker_scripts_with_torchscript():
+    from dau.export import script
+    from dau.models.attacker import create_attacker
+
+    attacker = create_attacker("transformer", num_classes=4).eval()
+    rows = torch.randn(6, 12)
+    assert torch.allclose(script(attacker)(rows), attacker(rows), atol=1e-5)

@@ -3,18 +3,15 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dau.config import TrainConfig, UnlearnConfig
 from dau.errors import ConfigError, DauError
 from dau.models.attacker import create_attacker
-from dau.unlearn.dau import (
-    attacker_rows,
-    cross_correlation_loss,
-    draw_batch,
-    frozen_bn_stats,
-    sensitivity,
-)
+from dau.ops import cross_correlation_loss
+from dau.ops.reference import counter_normal
+from dau.unlearn.dau import NoiseStream, Probe, attacker_input, draw_batch, frozen_bn_stats
 
 SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
@@ -40,42 +37,29 @@ class Linear(nn.Module):
         return self.fc(x.flatten(1)), x.flatten(1)
 
 
-def test_sensitivity_of_a_linear_model_is_the_mean_abs_projection_of_the_noise():
+@pytest.mark.parametrize("mode", ["fd", "jvp"])
+@pytest.mark.parametrize("merged", [True, False])
+def test_sensitivity_of_a_linear_model_is_the_mean_abs_projection_of_the_noise(mode, merged):
     torch.manual_seed(0)
     model, x = Linear(), torch.rand(5, 1, 3, 4)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    probe = Probe(copies=7, sigma=1e-2, sensitivity=mode, kernels="reference", merged=merged)
+    noise = NoiseStream(seed=3, offset=11)
+    rows, features = attacker_input(model, x, y, num_classes=3, probe=probe, noise=noise)
+    assert noise.offset == 11 + 7 * x.numel()  # the next call draws fresh noise
+    u = counter_normal(3, torch.arange(11, 11 + 7 * x.numel())).float().view(35, 12)
+    expected = (u @ model.fc.weight.T).abs().view(7, 5, 3).mean(0)
     logits, _ = model(x)
-    got = sensitivity(model, x, logits, copies=7, sigma=1e-2,
-                      generator=torch.Generator().manual_seed(3))
-    noise = torch.randn((35, 1, 3, 4), generator=torch.Generator().manual_seed(3))
-    expected = (noise.flatten(1) @ model.fc.weight.T).abs().view(7, 5, 3).mean(0)
-    assert torch.allclose(got, expected, atol=1e-3)
-    assert (got >= 0).all()
-
-
-def test_attacker_rows_are_logits_one_hot_sensitivity():
-    logits, sens = torch.randn(2, 3), torch.rand(2, 3)
-    rows = attacker_rows(logits, torch.tensor([2, 0]), sens, 3)
-    assert torch.equal(rows[:, :3], logits) and torch.equal(rows[:, 6:], sens)
-    assert rows[:, 3:6].tolist() == [[0, 0, 1], [1, 0, 0]]
-
-
-def test_cross_correlation_loss_matches_its_formula():
-    torch.manual_seed(1)
-    v, f = torch.randn(16, 5), torch.randn(20, 5)
-    got = cross_correlation_loss(v, f, offdiag_weight=5e-3, eps=0.0)
-    vs = (v - v.mean(0)) / v.std(0)
-    fs = (f[:16] - f[:16].mean(0)) / f[:16].std(0)
-    c = vs.T @ fs / 16
-    off = c - torch.diag(torch.diagonal(c))
-    expected = ((torch.diagonal(c) - 1) ** 2).sum() + 5e-3 * (off**2).sum()
-    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(rows[:, :3], logits, atol=1e-6) and torch.equal(features, x.flatten(1))
+    assert rows[:, 3:6].tolist() == F.one_hot(y, 3).tolist()
+    assert torch.allclose(rows[:, 6:], expected, atol=1e-3 if mode == "fd" else 1e-5)
 
 
 def test_cross_correlation_loss_survives_a_dead_feature():
     v, f = torch.randn(8, 4), torch.randn(8, 4)
     v[:, 2] = 0.0  # a dead channel, as in a 95 %-sparse net
-    assert torch.isfinite(cross_correlation_loss(v, f, offdiag_weight=5e-3, eps=1e-5))
-    assert torch.isnan(cross_correlation_loss(v, f, offdiag_weight=5e-3, eps=0.0))  # the reference
+    assert torch.isfinite(cross_correlation_loss(v, f, 5e-3, 1e-5, kernels="reference"))
+    assert torch.isnan(cross_correlation_loss(v, f, 5e-3, 0.0, kernels="reference"))  # the reference
 
 
 def test_frozen_bn_stats_uses_batch_statistics_without_updating_running_ones():
@@ -204,3 +188,200 @@ def test_split_of_the_unlearned_run_is_judged_by_eval(original, tmp_path):
     assert result["split"]["spec"] == "class:3"
     assert result["n_samples"]["test"] == 60
     assert np.isfinite(result["UA"])
+
+
+# ---- the step on dau's ops: fused vs reference kernels, fd vs jvp, BatchNorm, precision ----
+
+
+def resnet(dtype=torch.float32):
+    from dau.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("resnet18", num_classes=4, in_channels=1, width=0.125).to(dtype).train()
+
+
+def batch(n=12, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(5)
+    return torch.rand(n, 1, 8, 8, generator=gen, dtype=dtype), torch.arange(n) % 4
+
+
+def inputs(model, probe, x, y):
+    return attacker_input(model, x, y, num_classes=4, probe=probe, noise=NoiseStream(seed=9))
+
+
+def relative(a, b):
+    return float((a - b).detach().norm() / b.detach().norm())
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_fd_and_jvp_give_the_same_sensitivity_in_the_limit(merged):
+    model, (x, y) = resnet(torch.float64), batch(dtype=torch.float64)
+    fd, _ = inputs(model, Probe(copies=3, sigma=1e-7, kernels="reference", merged=merged), x, y)
+    jvp, _ = inputs(model, Probe(copies=3, sensitivity="jvp", kernels="reference", merged=merged),
+                    x, y)
+    assert relative(fd[:, :8], jvp[:, :8]) < 1e-6  # logits, one-hot
+    assert relative(fd[:, 8:], jvp[:, 8:]) < 1e-3  # ReLU kinks crossed by σu make the rest
+    assert (jvp[:, 8:] > 0).all()
+
+
+def test_one_merged_pass_differs_from_separate_passes_only_by_the_batchnorm_drift():
+    model, (x, y) = resnet(torch.float64), batch(dtype=torch.float64)
+    merged, f_merged = inputs(model, Probe(copies=4, kernels="reference"), x, y)
+    apart, f_apart = inputs(model, Probe(copies=4, kernels="reference", merged=False), x, y)
+    # Clean logits and features: the statistics of the batch and its σ-noisy copies are
+    # the clean batch's up to O(σ) (4e-3 relative here, at B = 12; less for larger B).
+    assert relative(merged[:, :4], apart[:, :4]) < 2e-2 and relative(f_merged, f_apart) < 2e-2
+    # The sensitivity differs by the separate noisy pass's statistic drift, O(1/sqrt(B)).
+    assert 1e-4 < relative(merged[:, 8:], apart[:, 8:]) < 0.3
+
+
+@pytest.mark.parametrize("mode", ["fd", "jvp"])
+@pytest.mark.parametrize("compat", [False, True])
+def test_adversarial_passes_leave_batchnorm_running_statistics_unless_compat(mode, compat):
+    from dau.unlearn.dau import AdversarialBatch
+
+    model, (x, y) = resnet(), batch()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = Probe(copies=2, sensitivity=mode, kernels="reference", merged=not compat,
+                  freeze_bn=not compat)
+    adv = AdversarialBatch.build(model, (x[:6], y[:6]), (x[6:], y[6:]), num_classes=4,
+                                 probe=probe, noise=NoiseStream(seed=1))
+    assert adv.rows.shape == (12, 12) and adv.membership.tolist() == [1] * 6 + [0] * 6
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    if compat:
+        # clean and noisy passes of forget and val: 4 updates, as the reference
+        assert changed and int(after["bn1.num_batches_tracked"]) == 4
+    else:
+        assert changed == []
+
+
+def test_missing_cuda_kernels_say_how_to_build_or_use_the_reference(monkeypatch):
+    from dau.errors import KernelUnavailableError
+    from dau.ops import _library
+    from dau.unlearn.dau import require_kernels
+
+    monkeypatch.setattr(_library, "_has_kernel", lambda op, key: False)
+    with pytest.raises(KernelUnavailableError, match="DAU_CUDA=1") as err:
+        require_kernels("cuda:0")
+    assert "--kernels reference" in str(err.value)
+    require_kernels("cpu")  # the CPU kernels are there
+
+
+def test_ieee_float32_switches_tf32_off_and_restores_it():
+    from dau.numerics import float32_settings, ieee_float32
+
+    before = float32_settings()
+    with pytest.raises(RuntimeError), ieee_float32():
+        assert float32_settings() == {"cudnn_conv": "ieee", "cuda_matmul": "ieee"}
+        raise RuntimeError("restored anyway")
+    assert float32_settings() == before
+
+
+class Spy(nn.Module):
+    """A tiny defender that notes the float32 settings of each forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 4)
+        self.seen = []
+
+    def forward(self, x):
+        from dau.numerics import float32_settings
+
+        self.seen.append(float32_settings()["cudnn_conv"])
+        return self.fc(x.flatten(1)), x.flatten(1)
+
+
+@pytest.mark.parametrize(("mode", "adversarial"), [("fd", "ieee"), ("jvp", None)])
+def test_adversarial_steps_run_in_ieee_float32_with_finite_differences(mode, adversarial):
+    from dau.numerics import float32_settings
+    from dau.unlearn.dau import DauStep
+
+    default = float32_settings()["cudnn_conv"]
+    defender = Spy()
+    attacker = create_attacker("transformer", num_classes=4)
+    config = small(kernels="reference", sensitivity=mode)
+    step = DauStep(defender=defender, attacker=attacker,
+                   defender_opt=torch.optim.SGD(defender.parameters(), lr=0.01),
+                   attacker_opt=torch.optim.Adam(attacker.parameters()), config=config,
+                   num_classes=4, noise=NoiseStream(seed=1))
+    x, y = batch()
+    record = step((x, y), ((x[:6], y[:6]), (x[6:], y[6:])), 1.0)
+    assert {"attacker_loss", "adv_loss", "bt_loss", "loss"} <= set(record)
+    assert set(defender.seen) == {adversarial or default}
+    defender.seen.clear()
+    record = step((x, y), None, 0.0)  # after a class-wise stop: the global settings
+    assert defender.seen == [default] and "adv_loss" not in record
+
+
+@pytest.fixture(scope="module")
+def fused_ops():
+    """The compiled kernels of the DAU step (a missing build fails, saying how to build)."""
+    import dau.ops
+    from dau.unlearn.dau import require_kernels
+
+    dau.ops.load()
+    require_kernels("cpu")
+
+
+@pytest.mark.parametrize("mode", ["fd", "jvp"])
+def test_fused_and_reference_kernels_give_the_same_attacker_input(fused_ops, mode):
+    results = []
+    for kernels in ("fused", "reference"):
+        model, (x, y) = resnet(), batch()
+        rows, features = inputs(model, Probe(copies=3, sensitivity=mode, kernels=kernels), x, y)
+        (rows.square().sum() + features.sum()).backward()
+        results.append((rows, features, model.conv1.weight.grad))
+    for fused, reference in zip(*results, strict=True):
+        # float rounding of x + σu, divided by σ: ~1e-5 relative
+        assert relative(fused, reference) < 1e-4
+
+
+def test_a_whole_unlearning_run_gives_the_same_model_with_either_kernels(fused_ops, original,
+                                                                          tmp_path):
+    """A short random-forgetting run, σ = 0.05, small lr. The min-max amplifies float
+    rounding (at σ = 1e-3 the finite differences' cancellation amplifies it ~1000×: two
+    runs with the same kernels whose weights differ by 1e-7 end 6 % apart after 6 steps),
+    so a tight comparison needs a well-conditioned run."""
+    from dau.unlearn.run import unlearn
+
+    models, logs = [], []
+    for kernels in ("fused", "reference"):
+        run = unlearn(small(kernels=kernels, sigma=0.05, lr=0.002), forget="random:10%",
+                      model=original.path, runs_dir=tmp_path, progress=False)
+        assert run.manifest["config"]["unlearn"]["kernels"] == kernels
+        models.append(run.load_model().state_dict())
+        logs.append([r for r in map(json.loads, (run.path / "log.jsonl").read_text().splitlines())
+                     if r["phase"] == "unlearn"])
+    fused, reference = logs
+    assert len(fused) == len(reference) == 7 and all("adv_loss" in r for r in fused)
+    for a, b in zip(fused, reference, strict=True):
+        for key in ("loss", "adv_loss", "bt_loss", "attacker_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-3), (a["step"], key)
+    for key, value in models[0].items():
+        if value.is_floating_point():
+            assert relative(value, models[1][key]) < 1e-3, key
+
+
+def test_the_run_manifest_records_the_precision_policy(original, tmp_path):
+    from dau.unlearn.run import unlearn
+
+    run = unlearn(small(stop_iter=1, stop_lr=0.01, kernels="reference", sensitivity="jvp"),
+                  forget="class:2", model=original.path, runs_dir=tmp_path, progress=False)
+    numerics = run.manifest["summary"]["numerics"]
+    assert numerics["sensitivity"] == "jvp" and "global_float32" in numerics
+    assert run.manifest["config"]["unlearn"]["sensitivity"] == "jvp"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("kernels", ["fused", "reference"])
+def test_the_attacker_input_on_cuda_matches_the_cpu(kernels):
+    from dau.numerics import ieee_float32
+
+    model, (x, y) = resnet(), batch()
+    cpu, _ = inputs(model, Probe(copies=3, sigma=0.05, kernels=kernels), x, y)
+    with ieee_float32():
+        cuda, _ = inputs(model.cuda(), Probe(copies=3, sigma=0.05, kernels=kernels), x.cuda(), y.cuda())
+    assert relative(cuda.cpu(), cpu) < 1e-4  # same counter-based noise on both devices

@@ -48,13 +48,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from dau.cli import eval as eval_cmd
-    from dau.cli import info, prune, train, unlearn
+    from dau.cli import export, fingerprint, info, prune, split, train, unlearn
 
     cli.add_command(train.train)
     cli.add_command(prune.prune)
     cli.add_command(unlearn.unlearn)
     cli.add_command(eval_cmd.eval_)
     cli.add_command(info.info)
+    cli.add_command(split.split)
+    cli.add_command(fingerprint.fingerprint)
+    cli.add_command(export.export)
 
 
 _register()

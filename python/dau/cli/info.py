@@ -28,8 +28,10 @@ def info(as_json: bool) -> None:
     import torch
 
     from dau.checkpoint import versions
+    from dau.numerics import float32_settings
 
     data = versions()
+    data["float32"] = {**float32_settings(), "dau_fd_passes": "ieee", "dau_jvp_passes": "global"}
     data["cuda_available"] = torch.cuda.is_available()
     data["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if as_json:
@@ -51,5 +53,9 @@ def info(as_json: bool) -> None:
         ]
     else:
         lines.append(("op library", str(ops.get("error", ops) if isinstance(ops, dict) else ops)))
+    f32 = data["float32"]
+    lines.append(("float32", f"cuDNN convs {f32['cudnn_conv']}, CUDA matmuls {f32['cuda_matmul']}; "
+                             "DAU --sensitivity fd runs its adversarial steps in IEEE float32 "
+                             "(TF32 off), jvp under these settings"))
     for key, value in lines:
         click.echo(f"{key:<12} {value}")

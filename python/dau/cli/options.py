@@ -13,7 +13,20 @@ from dau.config import check_keys, load_toml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["common_options", "config_option", "emit_json", "output_options", "training_options"]
+__all__ = [
+    "FORGET_HELP",
+    "common_options",
+    "config_option",
+    "emit_json",
+    "output_options",
+    "request_options",
+    "training_options",
+]
+
+#: The --forget help shared by every command that takes a forget set.
+FORGET_HELP = ("Forget set: random:N, random:P%, class:K, classes:K1,K2, indices:FILE, or a "
+               "deletion request by content: fingerprints:FILE, files:DIR|LIST, ids:FILE "
+               "(with --metadata and --id-column).")
 
 
 def _apply(options: list[Callable[[F], F]], func: F) -> F:
@@ -95,6 +108,20 @@ def training_options(func: F) -> F:
                          help="Initial learning rate."),
             click.option("--seed", type=int, default=1, show_default=True,
                          help="Seed of the split, the initialisation and the batch order."),
+        ],
+        func,
+    )
+
+
+def request_options(func: F) -> F:
+    """Options of a forget request given as external IDs (``--forget ids:FILE``)."""
+    return _apply(
+        [
+            click.option("--metadata", type=click.Path(dir_okay=False, exists=True), default=None,
+                         help="CSV table mapping external IDs to samples (a 'fingerprint' or "
+                         "'index' column), for --forget ids:FILE."),
+            click.option("--id-column", default=None,
+                         help="Column of --metadata holding the IDs of --forget ids:FILE."),
         ],
         func,
     )

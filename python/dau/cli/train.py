@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dau.cli.options import common_options, emit_json, training_options
+from dau.cli.options import FORGET_HELP, common_options, emit_json, request_options, training_options
 
 __all__ = ["train"]
 
@@ -15,8 +15,8 @@ __all__ = ["train"]
 @training_options
 @common_options
 @click.option("--forget", default=None,
-              help="Forget set: random:N, random:P%, class:K, classes:K1,K2, indices:FILE "
-              "(with --exclude-forget: the data the reference never sees).")
+              help=FORGET_HELP + " With --exclude-forget: the data the reference never sees.")
+@request_options
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
 @click.option("--exclude-forget", is_flag=True,
               help="Train the retrain-from-scratch reference on the retain set only.")
@@ -60,6 +60,8 @@ def train(**opts: Any) -> None:
         val_fraction=float(opts["val_fraction"]),
         forget=forget,
         exclude_forget=bool(opts["exclude_forget"]),
+        metadata=opts["metadata"],
+        id_column=opts["id_column"],
         augment=not opts["no_augment"],
         device=str(opts["device"]),
         kernels=str(opts["kernels"]),

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dau.cli.options import common_options, emit_json
+from dau.cli.options import FORGET_HELP, common_options, emit_json, request_options
 
 __all__ = ["unlearn"]
 
@@ -20,8 +20,8 @@ __all__ = ["unlearn"]
 @click.option("--mask", type=click.Path(exists=True), default=None,
               help="A pruned run (from dau prune) to unlearn, or a masks file (ours, or a "
               "reference weight_orig/weight_mask checkpoint) to apply to the original model.")
-@click.option("--forget", default=None,
-              help="Forget set: random:N, random:P%, class:K, classes:K1,K2, indices:FILE.")
+@click.option("--forget", default=None, help=FORGET_HELP)
+@request_options
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
 @click.option("--method", default="dau", show_default=True, help="dau, ft or ga.")
 @click.option("--lr", type=float, default=None,
@@ -42,8 +42,14 @@ __all__ = ["unlearn"]
 @click.option("--reference-compat", is_flag=True,
               help="Reproduce the reference code where its bug fixes change results "
               "(BatchNorm statistics updated by forget batches, no epsilon, …).")
+@click.option("--sensitivity", type=click.Choice(["fd", "jvp"]), default="fd", show_default=True,
+              help="DAU's input-sensitivity feature: finite differences over the noisy copies "
+              "(run in IEEE float32, TF32 off), or the same quantity as a forward-mode "
+              "Jacobian-vector product (meaningful under TF32 too).")
 @click.option("--kernels", type=click.Choice(["fused", "reference"]), default="fused",
-              show_default=True, help="Optimizer kernels for masked (pruned) models.")
+              show_default=True, help="fused: dau's compiled ops (noisy copies, sensitivity "
+              "features, cross-correlation loss, masked SGD); reference: their pure-PyTorch "
+              "versions (same numbers within float tolerance).")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")
@@ -60,16 +66,19 @@ def unlearn(**opts: Any) -> None:
     if forget == "none":
         raise click.UsageError("say what to forget: --forget SPEC or --class K")
     fields = ("method", "lr", "epochs", "batch_size", "seed", "device", "kernels", "stop_iter",
-              "stop_lr", "noise_copies", "sigma", "attacker_pretrain_iters", "reference_compat")
+              "stop_lr", "noise_copies", "sigma", "sensitivity", "attacker_pretrain_iters",
+              "reference_compat")
     config = UnlearnConfig(**{k: opts[k] for k in fields})
     run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
                          arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
                          attacker=opts["attacker"], mask=opts["mask"], data_dir=opts["data_dir"],
-                         progress=not opts["quiet"])
+                         progress=not opts["quiet"], metadata=opts["metadata"],
+                         id_column=opts["id_column"])
     summary = run.manifest.get("summary", {})
     if opts["as_json"]:
         emit_json({"run": str(run.path), "parent": run.manifest["parent"],
-                   "seconds": run.manifest["timings"]["unlearn_seconds"], "summary": summary})
+                   "seconds": run.manifest["timings"]["unlearn_seconds"], "summary": summary,
+                   "request": run.manifest["split"].get("request")})
     else:
         attacker = summary.get("attacker", {}).get("source")
         if attacker:

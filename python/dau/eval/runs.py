@@ -3,7 +3,9 @@
 A run's manifest holds everything needed (dataset, split, architecture), so a run
 made days ago on another machine is judged on exactly the data it was made with.
 Comparing against a reference run (normally retrain-from-scratch) is refused when
-the two were made on different splits.
+the two were made on different splits, and judging a run is refused when the dataset no
+longer matches its split file (content digests, re-planned index sets): the error lists
+every difference.
 """
 
 from __future__ import annotations
@@ -98,14 +100,17 @@ def evaluate_run(
     For class-wise forgetting the forgotten classes are dropped from the test set
     (as the reference does) unless ``drop_forgotten_classes`` is False.
     """
+    from dau.checkpoint import SPLIT
     from dau.config import resolve_device
     from dau.data.datasets import load_dataset
+    from dau.data.splits import check_dataset
     from dau.eval import evaluate
 
     device = resolve_device(device)
     config = run.config
     dataset = load_dataset(config["dataset"], data_dir or config.get("data_dir"))
     info = dataset.info
+    check_dataset(run.path / SPLIT, dataset, f"run {run.name}")
     plan = resolve_plan(run, reference=reference, forget=forget,
                         labels=dataset.train.labels, num_classes=info.num_classes)
     test_idx = plan.test_indices(dataset.test.labels.numpy(), drop_forgotten_classes)

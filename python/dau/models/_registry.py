@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -75,8 +75,9 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    if TYPE_CHECKING:  # buffers; not class annotations at run time, which TorchScript rejects
+        mean: torch.Tensor
+        std: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

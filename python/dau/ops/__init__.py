@@ -18,7 +18,30 @@ Ops:
                     float weight_decay, bool nesterov, bool maximize,
                     bool first_step) -> ()
 
-To call ``torch.ops.dau.masked_sgd_`` directly (TorchScript, ``torch.compile``),
+``noisy_replicate``
+    ``x`` followed by ``m`` copies of it plus Gaussian noise from a
+    counter-based generator (same ``seed``/``offset`` = same noise on every
+    run and device)::
+
+        noisy_replicate(Tensor x, int m, float sigma, int seed, int offset) -> Tensor
+
+``sensitivity_features``
+    The attacker's input ``[logits | one_hot(labels) | mean_j |noisy - logits| / sigma]``::
+
+        sensitivity_features(Tensor logits, Tensor noisy_logits, Tensor labels,
+                             float sigma, int num_classes) -> Tensor
+
+``cross_correlation_loss``
+    ``Σ_i (C_ii − 1)² + w Σ_{i≠j} C_ij²`` of the standardized cross-correlation
+    of validation and forget features::
+
+        cross_correlation_loss(Tensor val_features, Tensor forget_features,
+                               float offdiag_weight, float eps) -> Tensor
+
+The last three are differentiable (their backward passes are ops too:
+``sensitivity_features_backward``, ``cross_correlation_loss_backward``).
+
+To call ``torch.ops.dau.masked_sgd_`` (or any op) directly (TorchScript, ``torch.compile``),
 call :func:`load` first.
 """
 
@@ -32,7 +55,17 @@ from torch import Tensor
 
 from dau.ops import _library, reference
 
-__all__ = ["Kernels", "available", "build_info", "check_kernels", "load", "masked_sgd_"]
+__all__ = [
+    "Kernels",
+    "available",
+    "build_info",
+    "check_kernels",
+    "cross_correlation_loss",
+    "load",
+    "masked_sgd_",
+    "noisy_replicate",
+    "sensitivity_features",
+]
 
 Kernels = Literal["fused", "reference"]
 KERNELS: tuple[str, ...] = ("fused", "reference")
@@ -147,3 +180,99 @@ def masked_sgd_(
     _library.require_device(param_list[0].device)
     with torch.no_grad():
         torch.ops.dau.masked_sgd_(*args)
+
+
+def _int64(value: int) -> int:
+    """A Python int taken mod 2**64, as the signed int64 the schemas carry."""
+    return reference._signed64(int(value))
+
+
+def noisy_replicate(
+    x: Tensor, m: int, sigma: float, seed: int, offset: int, *, kernels: Kernels = "fused"
+) -> Tensor:
+    """``x`` and ``m`` noisy copies of it, stacked copy-major: ``[(m + 1) * B, *S]``.
+
+    Row ``b`` is ``x[b]``; row ``(j + 1) * B + b`` is ``x[b] + sigma * n`` with
+    ``n`` standard normal from a counter-based generator (SplitMix64 +
+    Box-Muller, defined in :func:`dau.ops.reference.counter_normal`): element
+    ``d`` of that row uses counter ``offset + (j * B + b) * D + d``, ``D =
+    prod(S)``. The same ``(seed, offset)`` gives the same noise on every run,
+    on CPU and CUDA (equal to float32 rounding); advance ``offset`` by ``m * B
+    * D`` for fresh noise. Differentiable w.r.t. ``x`` (the gradient is the sum
+    over the ``m + 1`` copies).
+
+    Args:
+        x: ``[B, *S]``, float32/float64/float16/bfloat16.
+        m: noisy copies, >= 1.
+        sigma: noise scale (the noise is computed in float32 precision).
+        seed: any int (taken mod 2**64).
+        offset: first counter, >= 0.
+        kernels: ``"fused"`` (compiled, default) or ``"reference"`` (pure PyTorch).
+    """
+    check_kernels(kernels)
+    m, sigma, offset = int(m), float(sigma), int(offset)
+    if kernels == "reference":
+        return reference.noisy_replicate(x, m, sigma, seed, offset)
+    _library.require_device(x.device, "noisy_replicate")
+    return torch.ops.dau.noisy_replicate(x, m, sigma, _int64(seed), offset)
+
+
+def sensitivity_features(
+    logits: Tensor,
+    noisy_logits: Tensor,
+    labels: Tensor,
+    sigma: float,
+    num_classes: int,
+    *,
+    kernels: Kernels = "fused",
+) -> Tensor:
+    """``[logits | one_hot(labels) | sensitivity]`` (``[B, 3C]``, logits' dtype).
+
+    ``noisy_logits`` is ``[m * B, C]``, copy-major (row ``j * B + b`` is copy
+    ``j`` of sample ``b``); ``sensitivity[b] = mean_j |noisy_logits[j * B + b]
+    - logits[b]| / sigma``. Differentiable w.r.t. ``logits`` and
+    ``noisy_logits``.
+
+    Raises:
+        RuntimeError: bad shapes or dtypes (labels must be int64),
+            ``num_classes != C``, a label outside ``[0, C)``, ``sigma <= 0``.
+    """
+    check_kernels(kernels)
+    sigma, num_classes = float(sigma), int(num_classes)
+    if kernels == "reference":
+        return reference.sensitivity_features(logits, noisy_logits, labels, sigma, num_classes)
+    _library.require_device(logits.device, "sensitivity_features")
+    if labels.is_cuda and labels.numel() and not labels.dtype.is_floating_point:
+        # Checked here, not only in the kernel: on torch 2.11 + CUDA (H200) the kernel's
+        # error for a bad label crashed the process instead of raising.
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise RuntimeError(
+                f"sensitivity_features: label {bad} is out of range for {num_classes} classes")
+    return torch.ops.dau.sensitivity_features(logits, noisy_logits, labels, sigma, num_classes)
+
+
+def cross_correlation_loss(
+    val_features: Tensor,
+    forget_features: Tensor,
+    offdiag_weight: float,
+    eps: float,
+    *,
+    kernels: Kernels = "fused",
+) -> Tensor:
+    """``Σ_i (C_ii − 1)² + w Σ_{i≠j} C_ij²`` with ``C = vᵀ f / rows`` (a 0-dim tensor).
+
+    ``v`` and ``f`` are the first ``rows = min(B_v, B_f)`` rows of the two
+    feature matrices, standardized per column (``(x − mean) / (unbiased std +
+    eps)``); the loss is 0 when ``rows < 2``. Differentiable w.r.t. both
+    inputs (rows past ``rows`` get zero gradient).
+    """
+    check_kernels(kernels)
+    offdiag_weight, eps = float(offdiag_weight), float(eps)
+    if kernels == "reference":
+        return reference.cross_correlation_loss(val_features, forget_features, offdiag_weight, eps)
+    _library.require_device(val_features.device, "cross_correlation_loss")
+    return torch.ops.dau.cross_correlation_loss(
+        val_features, forget_features, offdiag_weight, eps
+    )

@@ -10,11 +10,18 @@ after the library has defined the schemas.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from dau.ops.reference import check_masked_sgd_arguments
+from dau.ops.reference import (
+    check_cross_correlation_loss_arguments,
+    check_masked_sgd_arguments,
+    check_noisy_replicate_arguments,
+    check_sensitivity_features_arguments,
+)
 
 __all__ = ["register"]
 
@@ -38,11 +45,57 @@ def _masked_sgd_fake(
     check_masked_sgd_arguments(params, grads, momentum_buffers, masks, momentum, dampening, nesterov)
 
 
+def _noisy_replicate_fake(x: Tensor, m: int, sigma: float, seed: int, offset: int) -> Tensor:
+    check_noisy_replicate_arguments(x, m, sigma, offset)
+    return x.new_empty(((m + 1) * x.shape[0], *x.shape[1:]))
+
+
+def _sensitivity_features_fake(
+    logits: Tensor, noisy_logits: Tensor, labels: Tensor, sigma: float, num_classes: int
+) -> Tensor:
+    check_sensitivity_features_arguments(logits, noisy_logits, labels, sigma, num_classes)
+    return logits.new_empty((logits.shape[0], 3 * logits.shape[1]))
+
+
+def _sensitivity_features_backward_fake(
+    grad: Tensor, logits: Tensor, noisy_logits: Tensor, sigma: float
+) -> tuple[Tensor, Tensor]:
+    return logits.new_empty(logits.shape), noisy_logits.new_empty(noisy_logits.shape)
+
+
+def _cross_correlation_loss_fake(
+    val_features: Tensor, forget_features: Tensor, offdiag_weight: float, eps: float
+) -> Tensor:
+    check_cross_correlation_loss_arguments(val_features, forget_features, offdiag_weight, eps)
+    return val_features.new_empty(())
+
+
+def _cross_correlation_loss_backward_fake(
+    grad: Tensor, val_features: Tensor, forget_features: Tensor, offdiag_weight: float, eps: float
+) -> tuple[Tensor, Tensor]:
+    check_cross_correlation_loss_arguments(val_features, forget_features, offdiag_weight, eps)
+    return val_features.new_empty(val_features.shape), forget_features.new_empty(
+        forget_features.shape
+    )
+
+
+_FAKES: dict[str, Callable[..., Any]] = {
+    "dau::masked_sgd_": _masked_sgd_fake,
+    "dau::noisy_replicate": _noisy_replicate_fake,
+    "dau::sensitivity_features": _sensitivity_features_fake,
+    "dau::sensitivity_features_backward": _sensitivity_features_backward_fake,
+    "dau::cross_correlation_loss": _cross_correlation_loss_fake,
+    "dau::cross_correlation_loss_backward": _cross_correlation_loss_backward_fake,
+}
+
+
 def register() -> None:
     """Register the fake kernels (once per process)."""
     global _registered
     with _lock:
         if _registered:
             return
-        torch.library.register_fake("dau::masked_sgd_", _masked_sgd_fake)
+        for name, fake in _FAKES.items():
+            if hasattr(torch.ops.dau, name.removeprefix("dau::")):
+                torch.library.register_fake(name, fake)
         _registered = True

@@ -5,7 +5,8 @@ checkout, ``site-packages/dau/libdau_ops.so`` in a wheel), together with
 ``_ops_build.json``, which ``csrc/build_ops.py`` writes to say how it was built.
 It is loaded once, on first use, with ``torch.ops.load_library``; loading
 registers the ``torch.ops.dau.*`` schemas and kernels, and then the fake
-kernels of :mod:`dau.ops._fake` are registered.
+kernels of :mod:`dau.ops._fake` and the backward formulas of
+:mod:`dau.ops._autograd` are registered.
 
 A missing or unloadable library raises :class:`~dau.errors.KernelUnavailableError`
 saying how to build it; nothing falls back silently to the reference kernels.
@@ -94,9 +95,10 @@ def _load_from(path: Path) -> None:
             f"cannot load the dau operator library {path} (built for torch {built_for}, "
             f"running torch {torch.__version__}): {exc}; rebuild it: {BUILD_HINT}"
         ) from exc
-    from dau.ops import _fake
+    from dau.ops import _autograd, _fake
 
     _fake.register()
+    _autograd.register()
 
 
 def load() -> None:
@@ -124,6 +126,11 @@ def _has_kernel(op: str, dispatch_key: str) -> bool:
 def require_device(device: torch.device, op: str = "masked_sgd_") -> None:
     """Load the library and make sure it has ``op``'s kernel for ``device``."""
     load()
+    if not hasattr(torch.ops.dau, op):
+        raise KernelUnavailableError(
+            f"the dau operator library {library_path()} has no op {op!r} (it was built from "
+            f"older sources); rebuild it: {BUILD_HINT}"
+        )
     if device.type == "cpu" or device.type == "meta":
         return
     if device.type == "cuda":

@@ -47,6 +47,9 @@ class UnlearnContext:
     cache_dir: Path | None = None  # where pretrained attackers are cached (the original run)
     attacker_path: Path | None = None  # a given pretrained attacker (--attacker)
     progress: bool = True
+    # The original model's augmentation policy: a model trained without random crop / flip
+    # is unlearned without them too (augmented inputs are out of its training distribution).
+    augment: bool = True
     records: list[dict[str, Any]] = field(default_factory=list)
     log_record: Callable[[dict[str, Any]], None] | None = None
 
@@ -90,8 +93,8 @@ def epochs_of_batches(ctx: UnlearnContext, indices: Any, *, epochs: int, batch_s
     for epoch in range(epochs):
         order = epoch_order(indices, seed, epoch)
         gen = augmentation_generator(ctx.device, seed, epoch)
-        batches = iterate_batches(data, order, batch_size, augment=augment, info=ctx.info,
-                                  device=ctx.device, generator=gen)
+        batches = iterate_batches(data, order, batch_size, augment=augment and ctx.augment,
+                                  info=ctx.info, device=ctx.device, generator=gen)
         for step, batch in enumerate(batches):
             yield epoch, step, batch
 

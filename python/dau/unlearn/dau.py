@@ -6,39 +6,70 @@ defender's input sensitivity. The defender minimises its retain cross-entropy pl
 β·(bt_weight · cross-correlation term + adv_weight · attacker cross-entropy with the
 membership labels reversed). Exact reference behaviour and constants: spec §1.
 
+The step runs on dau's ops (``config.kernels``: ``fused`` compiled kernels or their
+pure-PyTorch ``reference``): :func:`dau.ops.noisy_replicate` makes a batch and its m
+noisy copies, :func:`dau.ops.sensitivity_features` the attacker's rows,
+:func:`dau.ops.cross_correlation_loss` the Barlow-style term.
+
 Differences from the reference code, each fixed by default (``reference_compat``
 restores the reference where the fix changes results):
 
+* one defender pass serves a batch and its m noisy copies (the reference makes a
+  clean and a separate noisy pass). In train mode BatchNorm normalises with the
+  statistics of the whole pass: here those of the clean batch and its copies, which
+  equal the clean batch's up to O(σ), and the clean and noisy rows share them
+  exactly, so the finite difference measures the input sensitivity alone; in the
+  reference the noisy pass's statistics drift from the clean pass's, and the drift
+  enters the difference. Measured in float64 on random-init ResNet-18s, σ = 1e-3,
+  m = 10: the clean logits move by 3e-4 (32×32, B = 128) to 4e-3 (8×8, B = 12)
+  relative, the sensitivity by 2 % (B = 128) to 8 % (B = 12), less than the finite
+  difference's own distance from its σ → 0 limit (about 9 %, ReLU kinks). One pass
+  instead of two launches half the kernels on larger batches. ``reference_compat`` makes
+  the two passes separately again;
 * BatchNorm running statistics are not updated by the forget, validation and
   noisy passes (they still use batch statistics, as the reference does);
+* the noise comes from a counter-based generator (seed, offset): the same on the
+  CPU and on CUDA, with either kernels;
 * forget / validation sets smaller than a batch work (unequal batch sizes; the
   cross-correlation pairs the first min(B_f, B_v) rows);
 * the feature standardisation has an epsilon (a dead feature is not a NaN);
 * after the class-wise stop (β = 0) the adversarial branch is skipped, not
   computed and multiplied by zero.
+
+Numerics (:mod:`dau.numerics`): with ``sensitivity="fd"`` every step that builds
+the attacker's input runs in IEEE float32 (TF32 off), forward and backward; with
+``sensitivity="jvp"`` the sensitivity is the forward-mode Jacobian-vector product
+``|J u|`` along each noise direction, the σ → 0 limit of the finite difference.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dau import ops
 from dau.errors import ConfigError
+from dau.numerics import ieee_float32
 
 __all__ = [
+    "DAU_OPS",
     "AdversarialBatch",
-    "attacker_rows",
-    "cross_correlation_loss",
+    "DauStep",
+    "NoiseStream",
+    "Probe",
+    "attacker_input",
     "frozen_bn_stats",
-    "sensitivity",
-    "standardize",
+    "require_kernels",
 ]
+
+#: The ops a DAU step calls (besides masked_sgd_ for pruned models).
+DAU_OPS = ("noisy_replicate", "sensitivity_features", "cross_correlation_loss")
 
 
 @contextlib.contextmanager
@@ -62,63 +93,109 @@ def frozen_bn_stats(model: nn.Module, enabled: bool = True) -> Iterator[None]:
                 module.num_batches_tracked.copy_(count)
 
 
-def sensitivity(
-    defender: nn.Module,
-    x: torch.Tensor,
-    logits: torch.Tensor,
-    *,
-    copies: int,
-    sigma: float,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Mean over ``copies`` noisy copies of |logits(x + σu) − logits(x)| / σ (spec §1.3).
+def require_kernels(device: str | torch.device, *, masked: bool = False) -> None:
+    """Fail now, not mid-run, when the fused kernels of a DAU step are missing for ``device``."""
+    from dau.ops import _library
 
-    The copies are tiled along the batch axis (copy j of sample b at row j·B + b) and
-    evaluated in one forward pass; u ~ N(0, I) in [0, 1] pixel space.
+    for op in DAU_OPS + (("masked_sgd_",) if masked else ()):
+        _library.require_device(torch.device(device), op)
+
+
+@dataclass
+class NoiseStream:
+    """Where the noisy copies' noise comes from: a seed and a counter offset that advances."""
+
+    seed: int
+    offset: int = 0
+
+    def take(self, count: int) -> int:
+        """The offset of the next ``count`` normals (and advance past them)."""
+        start = self.offset
+        self.offset += count
+        return start
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the attacker's input is computed (spec §1.3)."""
+
+    copies: int = 10
+    sigma: float = 1e-3
+    sensitivity: str = "fd"  # "fd" finite differences, "jvp" forward-mode JVP
+    kernels: ops.Kernels = "fused"
+    merged: bool = True  # one defender pass for a batch and its noisy copies
+    freeze_bn: bool = True  # forget/val/noisy passes leave BN running statistics alone
+
+    @classmethod
+    def of(cls, config: Any) -> Probe:
+        compat = bool(config.reference_compat)
+        return cls(copies=config.noise_copies, sigma=config.sigma, sensitivity=config.sensitivity,
+                   kernels=config.kernels, merged=not compat, freeze_bn=not compat)
+
+
+def attacker_input(
+    defender: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, probe: Probe,
+    noise: NoiseStream,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attacker rows ``[logits ‖ one-hot ‖ sensitivity]`` (B × 3C) and the features of a batch.
+
+    The sensitivity is mean_j |logits(x + σu_j) − logits(x)| / σ over ``probe.copies``
+    noise directions u_j (``fd``), or mean_j |J u_j| (``jvp``), its σ → 0 limit
+    with the BatchNorm statistics of the same pass. Both stay differentiable.
     """
-    batch = x.shape[0]
-    tiled = x.repeat(copies, *([1] * (x.dim() - 1)))
-    noise = torch.randn(tiled.shape, generator=generator, device=x.device, dtype=x.dtype)
-    noisy_logits, _ = defender(tiled + sigma * noise)
-    delta = (noisy_logits.view(copies, batch, -1) - logits.unsqueeze(0)).abs()
-    return delta.mean(0) / sigma
+    batch, copies = x.shape[0], probe.copies
+    start = noise.take(copies * x.numel())
+    if probe.sensitivity == "jvp":
+        return _jvp_input(defender, x, y, num_classes=num_classes, probe=probe, seed=noise.seed,
+                          offset=start)
+    tiled = ops.noisy_replicate(x, copies, probe.sigma, noise.seed, start, kernels=probe.kernels)
+    if probe.merged:
+        logits_all, features_all = defender(tiled)
+        logits, noisy, features = logits_all[:batch], logits_all[batch:], features_all[:batch]
+    else:
+        logits, features = defender(x)
+        noisy, _ = defender(tiled[batch:])
+    rows = ops.sensitivity_features(logits, noisy, y, probe.sigma, num_classes,
+                                    kernels=probe.kernels)
+    return rows, features
 
 
-def attacker_rows(
-    logits: torch.Tensor, labels: torch.Tensor, sens: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """The attacker input ``[logits ‖ one-hot(labels) ‖ sensitivity]`` (N × 3C)."""
-    one_hot = F.one_hot(labels, num_classes).to(logits.dtype)
-    return torch.cat([logits, one_hot, sens], dim=1)
+def _jvp_input(
+    defender: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, probe: Probe,
+    seed: int, offset: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``attacker_input`` with ``sensitivity="jvp"``.
 
-
-def standardize(features: torch.Tensor, eps: float) -> torch.Tensor:
-    """Per-dimension (x − mean) / (unbiased std + eps) over the batch."""
-    return (features - features.mean(0)) / (features.std(0) + eps)
-
-
-def cross_correlation_loss(
-    val_features: torch.Tensor,
-    forget_features: torch.Tensor,
-    *,
-    offdiag_weight: float,
-    eps: float,
-) -> torch.Tensor:
-    """Σ_i (C_ii − 1)² + w Σ_{i≠j} C_ij² with C = standardized(val)ᵀ standardized(forget) / B.
-
-    Pairs the b-th validation row with the b-th forget row over the first
-    min(B_v, B_f) rows of each (spec §1.5; the reference requires B_v = B_f).
+    Forward-mode AD (``torch.autograd.forward_ad``; ``torch.func.jvp`` refuses
+    BatchNorm's in-place running-statistic update) over the same pass layout as the
+    finite differences: merged, the primal is the batch and m copies of it and the
+    tangent is [0; u_1 … u_m], so the clean and the noisy rows share the BatchNorm
+    statistics and their tangent difference is J u with those statistics held; not
+    merged (``reference_compat``), the tangent of the m-copy pass alone, which
+    includes the statistics' derivative as the reference's separate noisy pass does.
+    The u_j are the fd mode's noise directions (same seed and offset).
     """
-    rows = min(val_features.shape[0], forget_features.shape[0])
-    if rows < 2:
-        return val_features.new_zeros(())
-    v = standardize(val_features[:rows], eps)
-    f = standardize(forget_features[:rows], eps)
-    corr = v.T @ f / rows
-    diag = torch.diagonal(corr)
-    on = (diag - 1).pow(2).sum()
-    off = corr.pow(2).sum() - diag.pow(2).sum()
-    return on + offdiag_weight * off
+    import torch.autograd.forward_ad as fwad
+
+    batch, copies = x.shape[0], probe.copies
+    tangent = ops.noisy_replicate(torch.zeros_like(x), copies, 1.0, seed, offset,
+                                  kernels=probe.kernels)
+    repeat = [1] * (x.dim() - 1)
+    if probe.merged:
+        primal = x.repeat(copies + 1, *repeat)
+    else:
+        logits, features = defender(x)
+        primal, tangent = x.repeat(copies, *repeat), tangent[batch:]
+    with fwad.dual_level():
+        out_logits, out_features = defender(fwad.make_dual(primal, tangent))
+        values, directional = fwad.unpack_dual(out_logits)
+        if probe.merged:
+            logits, features = values[:batch], fwad.unpack_dual(out_features).primal[:batch]
+            clean, noisy = directional[:batch], directional[batch:]
+        else:
+            clean, noisy = torch.zeros_like(logits), directional
+    spread = ops.sensitivity_features(clean, noisy, y, 1.0, num_classes, kernels=probe.kernels)
+    return torch.cat([logits, spread[:, num_classes:]], dim=1), features
 
 
 @dataclass
@@ -138,18 +215,15 @@ class AdversarialBatch:
         val: tuple[torch.Tensor, torch.Tensor],
         *,
         num_classes: int,
-        copies: int,
-        sigma: float,
-        generator: torch.Generator | None,
-        freeze_bn: bool,
+        probe: Probe,
+        noise: NoiseStream,
     ) -> AdversarialBatch:
         parts, feats = [], []
-        with frozen_bn_stats(defender, freeze_bn):
+        with frozen_bn_stats(defender, probe.freeze_bn):
             for x, y in (forget, val):
-                logits, features = defender(x)
-                sens = sensitivity(defender, x, logits, copies=copies, sigma=sigma,
-                                   generator=generator)
-                parts.append(attacker_rows(logits, y, sens, num_classes))
+                rows, features = attacker_input(defender, x, y, num_classes=num_classes,
+                                                probe=probe, noise=noise)
+                parts.append(rows)
                 feats.append(features)
         n_forget, n_val = forget[1].shape[0], val[1].shape[0]
         membership = torch.cat([
@@ -163,6 +237,10 @@ class AdversarialBatch:
 # never coincide with the retain-epoch permutations (same seed, stream = epoch).
 FORGET_SALT = 0x464F_5247_4554_0001
 VAL_SALT = 0x5641_4C49_4441_0002
+# Salts of the noisy copies' counter-based noise (unlearning, attacker pretraining).
+NOISE_SALT = 0x4E01
+PRETRAIN_NOISE_SALT = 0x4E02
+DROPOUT_SALT = 0xD20
 
 
 def draw_batch(n: int, batch_size: int, seed: int, salt: int, step: int) -> torch.Tensor:
@@ -183,7 +261,8 @@ def _batch(ctx: Any, data: Any, positions: torch.Tensor, *, augment: bool,
     """One batch of ``data`` at ``positions`` on the device, as the loaders make it."""
     from dau.data.loaders import iterate_batches
 
-    return next(iterate_batches(data, positions, max(len(positions), 1), augment=augment,
+    return next(iterate_batches(data, positions, max(len(positions), 1),
+                                augment=augment and ctx.augment,
                                 info=ctx.info, device=ctx.device, generator=generator))
 
 
@@ -213,6 +292,7 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
     aug_val = ctx.classwise
     optimizer = torch.optim.Adam(attacker.parameters(), lr=config.attacker_lr)
     gen = _generator(ctx.device, config.seed, 0xA77A)
+    probe, noise = Probe.of(config), NoiseStream(noise_seed(config.seed, PRETRAIN_NOISE_SALT))
     ctx.defender.train()
     attacker.train()
     bar = ctx.bar(config.attacker_pretrain_iters, "pretraining attacker")
@@ -224,12 +304,10 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
         others = _batch(ctx, val, draw_batch(len(val), config.batch_size, config.seed,
                                              VAL_SALT ^ 0xFF, step),
                         augment=aug_val, generator=gen)
-        adv = AdversarialBatch.build(
-            ctx.defender, members, others, num_classes=ctx.info.num_classes,
-            copies=config.noise_copies, sigma=config.sigma, generator=gen,
-            freeze_bn=not config.reference_compat,
-        )
-        scores = attacker(adv.rows.detach())
+        with ieee_float32(config.sensitivity == "fd"), torch.no_grad():
+            adv = AdversarialBatch.build(ctx.defender, members, others,
+                                         num_classes=ctx.info.num_classes, probe=probe, noise=noise)
+        scores = attacker(adv.rows)
         loss = F.cross_entropy(scores, adv.membership)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,8 +323,13 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
 
 def _generator(device: str, seed: int, salt: int) -> torch.Generator:
     gen = torch.Generator(device=device)
-    gen.manual_seed((seed * 1_000_003 + salt) % 2**63)
+    gen.manual_seed(noise_seed(seed, salt))
     return gen
+
+
+def noise_seed(seed: int, salt: int) -> int:
+    """A derived 63-bit seed of the run seed, for one stream (augmentation, noise, …)."""
+    return (seed * 1_000_003 + salt) % 2**63
 
 
 def check_inputs(ctx: Any, config: Any) -> None:
@@ -258,24 +341,101 @@ def check_inputs(ctx: Any, config: Any) -> None:
         raise ConfigError("class-wise DAU needs --stop-iter and --stop-unlearn-lr")
 
 
+@dataclass
+class DauStep:
+    """One outer step of the min-max (spec §1.5): an attacker update on the forget and
+    validation batches, then a defender update on the retain batch plus, while β > 0
+    (always with ``reference_compat``), β times the adversarial losses.
+
+    Call it with the retain batch, the (forget, val) batches (None: skip the adversarial
+    branch) and β; it returns the step's record. The loss is checked to be finite
+    before the update. With ``sensitivity="fd"`` an adversarial step runs in IEEE
+    float32, forward and backward (:mod:`dau.numerics`).
+    """
+
+    defender: nn.Module
+    attacker: nn.Module
+    defender_opt: torch.optim.Optimizer
+    attacker_opt: torch.optim.Optimizer
+    config: Any  # UnlearnConfig
+    num_classes: int
+    noise: NoiseStream
+    probe: Probe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.probe = Probe.of(self.config)
+
+    def __call__(
+        self,
+        retain: tuple[torch.Tensor, torch.Tensor],
+        pair: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None,
+        beta: float,
+        where: str = "a step",
+    ) -> dict[str, Any]:
+        with ieee_float32(pair is not None and self.probe.sensitivity == "fd"):
+            return self._step(retain, pair, beta, where)
+
+    def _step(self, retain: tuple[torch.Tensor, torch.Tensor], pair: Any, beta: float,
+              where: str) -> dict[str, Any]:
+        from dau.unlearn._registry import check_finite
+
+        config, attacker = self.config, self.attacker
+        record: dict[str, Any] = {}
+        loss_adv = loss_bt = None
+        if pair is not None:
+            adv = AdversarialBatch.build(self.defender, *pair, num_classes=self.num_classes,
+                                         probe=self.probe, noise=self.noise)
+            for _ in range(config.attacker_steps):
+                scores = attacker(adv.rows.detach())
+                loss_a = F.cross_entropy(scores, adv.membership)
+                self.attacker_opt.zero_grad(set_to_none=True)
+                loss_a.backward()
+                self.attacker_opt.step()
+            record.update(attacker_loss=loss_a.item(), **_attacker_accuracy(scores, adv.membership))
+            loss_adv = F.cross_entropy(attacker(adv.rows), 1 - adv.membership)
+            loss_bt = ops.cross_correlation_loss(
+                adv.val_features, adv.forget_features, config.offdiag_weight,
+                0.0 if config.reference_compat else config.std_eps, kernels=self.probe.kernels)
+        x_r, y_r = retain
+        logits, _ = self.defender(x_r)
+        loss_r = F.cross_entropy(logits, y_r)
+        loss = loss_r
+        if loss_adv is not None and loss_bt is not None:
+            loss = loss_r + beta * (config.bt_weight * loss_bt + config.adv_weight * loss_adv)
+            record.update(adv_loss=loss_adv.item(), bt_loss=loss_bt.item())
+        check_finite(loss, where)
+        self.defender_opt.zero_grad(set_to_none=True)
+        attacker.zero_grad(set_to_none=True)
+        loss.backward()
+        self.defender_opt.step()
+        record.update(retain_loss=loss_r.item(), loss=loss.item())
+        return record
+
+
 def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch."""
-    from dau.unlearn._registry import check_finite, epochs_of_batches, steps_per_epoch
+    from dau.unlearn._registry import epochs_of_batches, steps_per_epoch
 
     check_inputs(ctx, config)
     retain, forget, val = ctx.subset("retain"), ctx.subset("forget"), ctx.subset("val")
     augment_adv = ctx.classwise  # reference: forget/val augmented only in class-wise mode
     defender_opt = ctx.optimizer(lr=config.lr, momentum=config.momentum,
                                  weight_decay=config.weight_decay, kernels=config.kernels)
-    attacker_opt = torch.optim.Adam(attacker.parameters(), lr=config.attacker_lr)
+    step_once = DauStep(
+        defender=ctx.defender, attacker=attacker, defender_opt=defender_opt,
+        attacker_opt=torch.optim.Adam(attacker.parameters(), lr=config.attacker_lr),
+        config=config, num_classes=ctx.info.num_classes,
+        noise=NoiseStream(noise_seed(config.seed, NOISE_SALT)),
+    )
     gen = _generator(ctx.device, config.seed, 0xDA0)
+    torch.manual_seed(noise_seed(config.seed, DROPOUT_SALT))  # the attacker's dropout masks
     ctx.defender.train()
     attacker.train()
     total = config.epochs * steps_per_epoch(len(retain), config.batch_size)
     bar = ctx.bar(total, "unlearning (dau)")
     step = 0
     adversarial_steps = 0
-    for epoch, _, (x_r, y_r) in epochs_of_batches(
+    for epoch, _, retain_batch in epochs_of_batches(
         ctx, ctx.plan.retain, epochs=config.epochs, batch_size=config.batch_size,
         seed=config.seed, augment=True,
     ):
@@ -287,41 +447,14 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
                 group["lr"] = config.stop_lr
         record: dict[str, Any] = {"phase": "unlearn", "epoch": epoch + 1, "step": step,
                                   "beta": beta, "lr": defender_opt.param_groups[0]["lr"]}
-        loss_adv = loss_bt = None
+        pair = None
         if beta > 0 or config.reference_compat:
             f_pos = draw_batch(len(forget), config.batch_size, config.seed, FORGET_SALT, step)
             v_pos = draw_batch(len(val), config.batch_size, config.seed, VAL_SALT, step)
-            adv = AdversarialBatch.build(
-                ctx.defender,
-                _batch(ctx, forget, f_pos, augment=augment_adv, generator=gen),
-                _batch(ctx, val, v_pos, augment=augment_adv, generator=gen),
-                num_classes=ctx.info.num_classes, copies=config.noise_copies,
-                sigma=config.sigma, generator=gen, freeze_bn=not config.reference_compat,
-            )
-            for _ in range(config.attacker_steps):
-                scores = attacker(adv.rows.detach())
-                loss_a = F.cross_entropy(scores, adv.membership)
-                attacker_opt.zero_grad(set_to_none=True)
-                loss_a.backward()
-                attacker_opt.step()
-            record.update(attacker_loss=loss_a.item(), **_attacker_accuracy(scores, adv.membership))
-            loss_adv = F.cross_entropy(attacker(adv.rows), 1 - adv.membership)
-            loss_bt = cross_correlation_loss(adv.val_features, adv.forget_features,
-                                             offdiag_weight=config.offdiag_weight,
-                                             eps=0.0 if config.reference_compat else config.std_eps)
+            pair = (_batch(ctx, forget, f_pos, augment=augment_adv, generator=gen),
+                    _batch(ctx, val, v_pos, augment=augment_adv, generator=gen))
             adversarial_steps += 1
-        logits, _ = ctx.defender(x_r)
-        loss_r = F.cross_entropy(logits, y_r)
-        loss = loss_r
-        if loss_adv is not None and loss_bt is not None:
-            loss = loss_r + beta * (config.bt_weight * loss_bt + config.adv_weight * loss_adv)
-            record.update(adv_loss=loss_adv.item(), bt_loss=loss_bt.item())
-        check_finite(loss, f"step {step} (epoch {epoch + 1})")
-        defender_opt.zero_grad(set_to_none=True)
-        attacker.zero_grad(set_to_none=True)
-        loss.backward()
-        defender_opt.step()
-        record.update(retain_loss=loss_r.item(), loss=loss.item())
+        record.update(step_once(retain_batch, pair, beta, f"step {step} (epoch {epoch + 1})"))
         ctx.record(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -341,9 +474,9 @@ def attacker_key(ctx: Any, config: Any) -> str:
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(getattr(ctx.plan, name), dtype="<i8").tobytes())
     fields = {k: getattr(config, k) for k in (
-        "seed", "batch_size", "noise_copies", "sigma", "attacker_arch", "attacker_lr",
-        "attacker_pretrain_iters", "reference_compat")}
-    fields["augment"] = "class" if ctx.classwise else "random"
+        "seed", "batch_size", "noise_copies", "sigma", "sensitivity", "attacker_arch",
+        "attacker_lr", "attacker_pretrain_iters", "reference_compat")}
+    fields["augment"] = ("class" if ctx.classwise else "random") if ctx.augment else "none"
     digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -386,10 +519,14 @@ def prepare_attacker(ctx: Any, config: Any) -> tuple[nn.Module, dict[str, Any]]:
 
 def dau_method(ctx: Any, config: Any) -> dict[str, Any]:
     """DAU: pretrain (or reuse) the attacker, then run the min-max loop."""
+    from dau.numerics import policy
+
     check_inputs(ctx, config)
+    if config.kernels == "fused":
+        require_kernels(ctx.device, masked=ctx.masks is not None)
     attacker, about = prepare_attacker(ctx, config)
     summary = unlearn_dau(ctx, attacker, config)
-    return {"attacker": about, **summary}
+    return {"attacker": about, **summary, "numerics": policy(config.sensitivity)}
 
 
 def _register() -> None:

@@ -56,16 +56,22 @@ def unlearn(
     mask: str | Path | None = None,
     data_dir: str | None = None,
     progress: bool = True,
+    metadata: str | Path | None = None,
+    id_column: str | None = None,
 ) -> ckpt.Run:
     """Unlearn ``forget`` from an original model with ``config.method``; return the new run.
 
     ``mask`` is a pruned run (made by ``dau prune``: it is then the model to unlearn) or
     a masks file (ours, or a reference ``weight_orig``/``weight_mask`` checkpoint) applied
     to the original model. Every update keeps the pruned weights at exactly zero.
+    ``forget`` may be a deletion request (``fingerprints:FILE``, ``files:PATH``, or
+    ``ids:FILE`` with the ``metadata`` table and its ``id_column``): it is resolved by content
+    and its resolution recorded in the run's ``split.json``.
     """
     from dau.data.datasets import load_dataset
     from dau.data.loaders import to_device
-    from dau.data.splits import plan_split, save_run_split
+    from dau.data.requests import plan_forget
+    from dau.data.splits import dataset_section, save_run_split
     from dau.prune import MASKS, load_masks, save_masks, sparsity
     from dau.unlearn import get_method
     from dau.unlearn._registry import UnlearnContext
@@ -89,12 +95,18 @@ def unlearn(
     get_method(config.method)  # fail early on an unknown method
     source = original.config
     device = resolve_device(config.device)
+    if config.method == "dau" and config.kernels == "fused":
+        from dau.unlearn.dau import require_kernels
+
+        require_kernels(device)  # before anything is written
     data = load_dataset(source["dataset"], data_dir or source.get("data_dir"))
-    plan = plan_split(data.train.labels, data.info.num_classes, forget, source["seed"],
-                      source["val_fraction"])
+    plan, request = plan_forget(data, forget, source["seed"], source["val_fraction"],
+                                metadata=metadata, id_column=id_column)
     if len(plan.forget) == 0:
         raise DauError(f"--forget: {forget!r} selects no sample; nothing to unlearn")
-    own = original.load_plan()
+    from dau.data.splits import check_dataset
+
+    own = check_dataset(original.path / ckpt.SPLIT, data, f"--model {original.name}")
     if not (np.array_equal(own.train, plan.train) and np.array_equal(own.val, plan.val)):
         raise SplitMismatchError(
             f"the original model {original.name} was trained on another train/validation split "
@@ -120,7 +132,9 @@ def unlearn(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": ckpt.versions(),
         "config": {**source, "forget": plan.spec, "unlearn": config.to_dict()},
-        "split": save_run_split(path, plan, "train"),
+        "split": save_run_split(path, plan, "train",
+                                dataset=dataset_section(source["dataset"], data, plan),
+                                request=request),
         "parent": str(original.path.resolve()),
         "timings": {},
     })
@@ -133,6 +147,7 @@ def unlearn(
     ctx = UnlearnContext(
         defender=defender, info=data.info, train=to_device(data.train, device), plan=plan,
         device=device, masks=masks, cache_dir=original.path / "attackers",
+        augment=bool(source.get("augment", True)),
         attacker_path=_attacker_file(attacker), progress=progress,
         log_record=lambda record: ckpt.append_log(path / ckpt.LOG, record),
     )

@@ -3,12 +3,14 @@
 //! Each variant is one thing a user can get wrong; its message says what was expected and what
 //! was given. The Python binding maps [`SplitError::FingerprintMismatch`] to
 //! `dau.errors.SplitMismatchError`, every other [`SplitError`] to `dau.errors.SplitError`, and
-//! [`SamplerError`] to `dau.errors.ConfigError`.
+//! [`SamplerError`] to `dau.errors.ConfigError` and [`FingerprintError`] to
+//! `dau.errors.RequestError` (a `SplitError`).
 
 use std::path::PathBuf;
 
 /// The spec kinds, as listed in error messages.
-pub const EXPECTED_SPECS: &str = "random:N, random:P%, class:K, classes:K1,K2, indices:FILE, none";
+pub const EXPECTED_SPECS: &str = "random:N, random:P%, class:K, classes:K1,K2, indices:FILE, \
+     fingerprints:FILE, ids:FILE, files:PATH, none";
 
 /// Why a split cannot be planned, or a manifest cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +234,27 @@ pub enum SplitError {
         computed: String,
     },
 
+    /// A request spec (`fingerprints:`, `ids:`, `files:`) given to [`crate::plan_split`],
+    /// which plans from labels alone.
+    #[error(
+        "forget spec '{spec}' names data by content and must be resolved against the dataset \
+         first (dau.data.requests.plan_forget, or plan_split_request with the matched positions)"
+    )]
+    UnresolvedRequest {
+        /// The whole spec.
+        spec: String,
+    },
+
+    /// A resolved request position outside `[0, num_samples)`, or a plain spec given to
+    /// [`crate::plan_split_request`].
+    #[error("forget spec '{spec}': {reason}")]
+    InvalidRequest {
+        /// The whole spec.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A set name other than val, train, forget, retain.
     #[error("unknown split set '{name}'; expected one of val, train, forget, retain")]
     UnknownSet {
@@ -239,6 +262,65 @@ pub enum SplitError {
         name: String,
     },
 }
+
+/// Why sample fingerprints cannot be computed, or a fingerprint list cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FingerprintError {
+    /// A sample of zero bytes.
+    #[error("samples must have at least one byte each, got a sample size of 0")]
+    EmptySample,
+
+    /// The byte buffer is not a whole number of samples.
+    #[error("{len} bytes are not a whole number of samples of {sample_len} bytes")]
+    Ragged {
+        /// Total bytes given.
+        len: usize,
+        /// Bytes per sample.
+        sample_len: usize,
+    },
+
+    /// A thread count of 0, or a thread pool that cannot be started.
+    #[error("threads must be at least 1 (or None for all cores), got {threads}")]
+    BadThreads {
+        /// The value given.
+        threads: usize,
+    },
+
+    /// A fingerprint file cannot be read.
+    #[error("fingerprint file '{}' cannot be read: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+
+    /// A token that is not a fingerprint.
+    #[error(
+        "fingerprint file '{}', line {line}: '{token}' is not a fingerprint; expected \
+         {FINGERPRINT_HEX_LEN} hexadecimal digits (as written by `dau fingerprint`)",
+        path.display()
+    )]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending token (shortened to 80 characters).
+        token: String,
+    },
+
+    /// A fingerprint file with no fingerprint in it.
+    #[error("fingerprint file '{}' lists no fingerprint (only blank lines or # comments)", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Hex digits of one sample fingerprint (128 bits).
+pub const FINGERPRINT_HEX_LEN: usize = 32;
 
 /// Why a sampler cannot produce its indices.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -249,6 +331,15 @@ pub enum SamplerError {
     EmptyPopulation {
         /// The number of draws asked for.
         k: u64,
+    },
+
+    /// A shard that does not exist: `rank >= world_size`, or `world_size == 0`.
+    #[error("rank must lie in [0, world_size) with world_size >= 1, got rank {rank} of world_size {world_size}")]
+    BadShard {
+        /// The rank given.
+        rank: u64,
+        /// The world size given.
+        world_size: u64,
     },
 
     /// A size beyond [`crate::sampler::MAX_SAMPLER_LEN`].

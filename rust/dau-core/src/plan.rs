@@ -15,7 +15,9 @@
 //!    the ascending train positions (stream [`Stream::Forget`]); `random:P%` does the same with
 //!    `N = ⌊P × |train| / 100⌋` (double precision); `class:K`/`classes:…` take every train
 //!    position of those classes; `indices:FILE` takes exactly the listed positions (original
-//!    positions `0..N`), which must be distinct and outside validation; `none` takes nothing.
+//!    positions `0..N`), which must be distinct and outside validation; a resolved request
+//!    (`fingerprints:`, `ids:`, `files:`, see [`plan_split_request`]) takes its matched
+//!    positions that lie in train; `none` takes nothing.
 //! 4. **Retain** = train − forget.
 //!
 //! Every index array is sorted ascending. The [fingerprint](SplitPlan::fingerprint) is the
@@ -299,6 +301,52 @@ pub fn plan_split(
     seed: u64,
     val_fraction: f64,
 ) -> Result<SplitPlan, SplitError> {
+    if spec.request().is_some() {
+        return Err(SplitError::UnresolvedRequest {
+            spec: spec.to_string(),
+        });
+    }
+    plan_inner(labels, num_classes, spec, seed, val_fraction, &[]).map(|(plan, _)| plan)
+}
+
+/// Plans a split whose forget set is a resolved deletion request: `spec` is the request
+/// (`fingerprints:`, `ids:` or `files:`, recorded in the plan) and `positions` the positions
+/// (in the full training set, any order) its items matched. Matched positions in the training
+/// split are forgotten (a position listed twice, once); those in the validation split were
+/// never trained on and are returned, ascending, instead of being forgotten. Validation is
+/// carved exactly as for every other spec, so train and val equal those of `none`.
+///
+/// # Errors
+/// The errors of [`plan_split`]; [`SplitError::InvalidRequest`] when `spec` is not a request
+/// or a position lies outside `[0, labels.len())`; [`SplitError::EmptyForget`] when no
+/// position lies in the training split.
+pub fn plan_split_request(
+    labels: &[i64],
+    num_classes: u64,
+    spec: &ForgetSpec,
+    seed: u64,
+    val_fraction: f64,
+    positions: &[u64],
+) -> Result<(SplitPlan, Vec<u64>), SplitError> {
+    if spec.request().is_none() {
+        return Err(SplitError::InvalidRequest {
+            spec: spec.to_string(),
+            reason: "not a request (expected fingerprints:FILE, ids:FILE or files:PATH); \
+                     use plan_split"
+                .to_owned(),
+        });
+    }
+    plan_inner(labels, num_classes, spec, seed, val_fraction, positions)
+}
+
+fn plan_inner(
+    labels: &[i64],
+    num_classes: u64,
+    spec: &ForgetSpec,
+    seed: u64,
+    val_fraction: f64,
+    resolved: &[u64],
+) -> Result<(SplitPlan, Vec<u64>), SplitError> {
     check_val_fraction(val_fraction)?;
     check_num_classes(num_classes)?;
     if labels.is_empty() {
@@ -346,6 +394,15 @@ pub fn plan_split(
         ForgetSpec::Indices(path) => read_indices(path, n as u64)?,
         _ => Vec::new(),
     };
+    if let Some(&bad) = resolved.iter().find(|&&p| p >= n as u64) {
+        return Err(SplitError::InvalidRequest {
+            spec: spec_text,
+            reason: format!(
+                "matched position {bad} is out of range; positions must lie in [0, {n})"
+            ),
+        });
+    }
+    let mut in_val = Vec::new();
 
     let mut roles = vec![ROLE_RETAIN; n];
     let mut forget_counts = vec![0u64; c];
@@ -422,6 +479,21 @@ pub fn plan_split(
                 }
             }
         }
+        ForgetSpec::Request(..) => {
+            for &p in resolved {
+                let p = p as usize;
+                match roles[p] {
+                    ROLE_VAL => in_val.push(p as u64),
+                    ROLE_RETAIN => {
+                        roles[p] = ROLE_FORGET;
+                        forget_counts[labels[p] as usize] += 1;
+                    }
+                    _ => {}
+                }
+            }
+            in_val.sort_unstable();
+            in_val.dedup();
+        }
         _ => {}
     }
 
@@ -444,7 +516,7 @@ pub fn plan_split(
         });
     }
     let n_val = n as u64 - n_train;
-    Ok(SplitPlan {
+    Ok((SplitPlan {
         spec: spec_text,
         seed,
         val_fraction,
@@ -454,7 +526,7 @@ pub fn plan_split(
         counts: [n_val, n_train, n_forget, n_train - n_forget],
         class_counts: [val_counts, train_counts, forget_counts, retain_counts],
         fingerprint: OnceLock::new(),
-    })
+    }, in_val))
 }
 
 const FINGERPRINT_PREFIX: &[u8] = b"dau-split-v1\n";
@@ -588,14 +660,16 @@ impl SplitPlan {
     /// The ascending positions of one set.
     #[must_use]
     pub fn positions(&self, set: SetName) -> Vec<u64> {
-        let mut out = Vec::with_capacity(self.len(set) as usize);
-        out.extend(
-            self.roles
-                .iter()
-                .enumerate()
-                .filter(|(_, &r)| in_set(set, r))
-                .map(|(p, _)| p as u64),
-        );
+        // Branch-free compaction: every position is written, the cursor advances on members
+        // (random sets would otherwise mispredict a branch per sample); one spare slot.
+        let n = self.len(set) as usize;
+        let mut out = vec![0u64; n + 1];
+        let mut k = 0usize;
+        for (p, &r) in self.roles.iter().enumerate() {
+            out[k.min(n)] = p as u64;
+            k += usize::from(in_set(set, r));
+        }
+        out.truncate(n);
         out
     }
 

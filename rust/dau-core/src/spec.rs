@@ -7,7 +7,14 @@
 //! | `class:K` | every training-split sample of class K |
 //! | `classes:K1,K2,…` | every training-split sample of these classes (deduplicated, sorted) |
 //! | `indices:FILE` | exactly the positions listed in FILE (see [`parse_indices`]) |
+//! | `fingerprints:FILE` | the samples whose content fingerprints FILE lists (a deletion request) |
+//! | `ids:FILE` | the samples of the external IDs FILE lists, through a metadata table |
+//! | `files:PATH` | the samples equal to these image files (a directory, or a list of paths) |
 //! | `none` | an empty forget set (to train an original model) |
+//!
+//! The three request kinds name data by content, not by position, so they must be
+//! *resolved* against the dataset before planning (see [`crate::fingerprint`] and
+//! [`crate::plan_split_request`]); [`crate::plan_split`] refuses them.
 //!
 //! The training split is the full training set minus the validation split. Surrounding
 //! whitespace is ignored; kinds are lower case. A bare number without `%` is a count, so
@@ -34,6 +41,32 @@ pub enum ForgetSpec {
     Classes(Vec<i64>),
     /// `indices:FILE`.
     Indices(PathBuf),
+    /// `fingerprints:FILE`, `ids:FILE` or `files:PATH`: a deletion request by content,
+    /// resolved to positions by the caller.
+    Request(RequestKind, String),
+}
+
+/// The kind of a deletion request (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// `fingerprints:FILE`: sample fingerprints, one per line.
+    Fingerprints,
+    /// `ids:FILE`: external IDs, one per line, looked up in a metadata table.
+    Ids,
+    /// `files:PATH`: image files, hashed like the dataset's samples.
+    Files,
+}
+
+impl RequestKind {
+    /// `"fingerprints"`, `"ids"` or `"files"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fingerprints => "fingerprints",
+            Self::Ids => "ids",
+            Self::Files => "files",
+        }
+    }
 }
 
 const EXPECT_RANDOM: &str =
@@ -41,6 +74,7 @@ const EXPECT_RANDOM: &str =
 const EXPECT_CLASS: &str = "one class number (class:3; use classes:3,5 for several)";
 const EXPECT_CLASSES: &str = "a comma-separated list of class numbers (classes:3,5)";
 const EXPECT_INDICES: &str = "a file path (indices:forget.txt)";
+const EXPECT_REQUEST: &str = "a file path (fingerprints:request.txt, ids:users.txt, files:images/)";
 const EXPECT_NONE: &str = "'none' without a value";
 
 fn malformed(spec: &str, expected: &'static str, got: &str) -> SplitError {
@@ -115,6 +149,19 @@ impl ForgetSpec {
                 }
                 Ok(Self::Indices(PathBuf::from(path)))
             }
+            (kind @ ("fingerprints" | "ids" | "files"), Some(v)) => {
+                let source = v.trim();
+                if source.is_empty() {
+                    return Err(malformed(spec, EXPECT_REQUEST, v));
+                }
+                let kind = match kind {
+                    "fingerprints" => RequestKind::Fingerprints,
+                    "ids" => RequestKind::Ids,
+                    _ => RequestKind::Files,
+                };
+                Ok(Self::Request(kind, source.to_owned()))
+            }
+            ("fingerprints" | "ids" | "files", None) => Err(malformed(spec, EXPECT_REQUEST, "")),
             ("random", None) => Err(malformed(spec, EXPECT_RANDOM, "")),
             ("class", None) => Err(malformed(spec, EXPECT_CLASS, "")),
             ("classes", None) => Err(malformed(spec, EXPECT_CLASSES, "")),
@@ -136,6 +183,15 @@ impl ForgetSpec {
         }
     }
 
+    /// The request kind and source of `fingerprints:`/`ids:`/`files:` specs.
+    #[must_use]
+    pub fn request(&self) -> Option<(RequestKind, &str)> {
+        match self {
+            Self::Request(kind, source) => Some((*kind, source)),
+            _ => None,
+        }
+    }
+
     /// Whether this is `none`.
     #[must_use]
     pub fn is_none(&self) -> bool {
@@ -152,7 +208,8 @@ impl FromStr for ForgetSpec {
 }
 
 /// The canonical form: `none`, `random:4500`, `random:10%`, `class:3`, `classes:3,5`,
-/// `indices:PATH`. Parsing it gives the same spec back.
+/// `indices:PATH`, `fingerprints:PATH`, `ids:PATH`, `files:PATH`. Parsing it gives the same
+/// spec back.
 impl fmt::Display for ForgetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -171,6 +228,7 @@ impl fmt::Display for ForgetSpec {
                 Ok(())
             }
             Self::Indices(p) => write!(f, "indices:{}", p.display()),
+            Self::Request(kind, source) => write!(f, "{}:{source}", kind.as_str()),
         }
     }
 }
