@@ -10,7 +10,7 @@ DEPS   := $(VENV)/.deps-stamp
 BUILT  := $(VENV)/.built-stamp
 NATIVE_SOURCES := $(shell find rust csrc -type f -not -path '*/target/*' 2>/dev/null) Cargo.toml pyproject.toml
 
-.PHONY: all install test test-rust test-python lint cuda-check demo bench wheel clean
+.PHONY: all install test test-rust test-python lint cuda-check demo table bench wheel clean
 
 all: install
 
@@ -64,6 +64,11 @@ demo: $(BUILT)
 	dau=$$($(BIN)/dau unlearn --model $$orig $(DEMO_DAU) --runs-dir $(DEMO_DIR) --json | $(RUN_OF)); \
 	$(BIN)/dau eval $$orig $$dau --reference $$retr; \
 	echo "demo finished in $$(( $$(date +%s) - start )) s (runs in $(DEMO_DIR))"
+
+# The Fashion-MNIST unlearning table (README): every run, then the tables. Hours on a CPU;
+# minutes on a GPU host (TABLE_ARGS="--device cuda --jobs 8 --eval-jobs 14").
+table: $(BUILT)
+	$(PY) benchmarks/unlearning_table.py $(TABLE_ARGS)
 
 bench: $(BUILT)
 	$(PY) benchmarks/bench_masked_sgd.py --quick
