@@ -30,6 +30,7 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::SplitError;
@@ -529,6 +530,25 @@ fn plan_inner(
     }, in_val))
 }
 
+/// From this many samples on, [`SplitPlan::positions`] runs in parallel.
+const PARALLEL_POSITIONS: usize = 1 << 18;
+
+/// Writes the positions (offset by `first`) of `roles` that belong to `set` into `out`,
+/// which holds exactly that many. Every position is written at the cursor, which advances
+/// on members (a branch on membership would mispredict once per sample of a random set);
+/// the only branch, "is there room", is false only after the last member.
+fn compact(roles: &[u8], first: u64, set: SetName, out: &mut [u64]) {
+    let len = out.len();
+    let mut k = 0usize;
+    for (p, &r) in roles.iter().enumerate() {
+        if k < len {
+            out[k] = first + p as u64;
+        }
+        k += usize::from(in_set(set, r));
+    }
+    debug_assert_eq!(k, len, "the set's size does not match its roles");
+}
+
 const FINGERPRINT_PREFIX: &[u8] = b"dau-split-v1\n";
 
 /// Feeds one set into the fingerprint hasher.
@@ -660,16 +680,32 @@ impl SplitPlan {
     /// The ascending positions of one set.
     #[must_use]
     pub fn positions(&self, set: SetName) -> Vec<u64> {
-        // Branch-free compaction: every position is written, the cursor advances on members
-        // (random sets would otherwise mispredict a branch per sample); one spare slot.
         let n = self.len(set) as usize;
-        let mut out = vec![0u64; n + 1];
-        let mut k = 0usize;
-        for (p, &r) in self.roles.iter().enumerate() {
-            out[k.min(n)] = p as u64;
-            k += usize::from(in_set(set, r));
+        let mut out = vec![0u64; n];
+        if self.roles.len() < PARALLEL_POSITIONS {
+            compact(&self.roles, 0, set, &mut out);
+            return out;
         }
-        out.truncate(n);
+        // Parallel over chunks of the roles: count each chunk's members, then fill each
+        // chunk's disjoint slice of the output (the same ascending result).
+        let chunk = self.roles.len().div_ceil(rayon::current_num_threads() * 4).max(1 << 14);
+        let counts: Vec<usize> = self
+            .roles
+            .par_chunks(chunk)
+            .map(|c| c.iter().filter(|&&r| in_set(set, r)).count())
+            .collect();
+        let mut slices = Vec::with_capacity(counts.len());
+        let mut rest = out.as_mut_slice();
+        for &count in &counts {
+            let (head, tail) = rest.split_at_mut(count);
+            slices.push(head);
+            rest = tail;
+        }
+        self.roles
+            .par_chunks(chunk)
+            .zip(slices.into_par_iter())
+            .enumerate()
+            .for_each(|(i, (roles, dst))| compact(roles, (i * chunk) as u64, set, dst));
         out
     }
 
