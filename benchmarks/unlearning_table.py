@@ -62,6 +62,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
+from dau.checkpoint import atomic_write_json  # noqa: E402 (after the path is set)
+
 
 @dataclass
 class Job:
@@ -162,11 +164,17 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
     return jobs
 
 
-def manifest_status(run: Path) -> str | None:
+def manifest_field(run: Path, key: str) -> str | None:
+    """A top-level field of a run's manifest as text; None while there is no manifest."""
     try:
-        return str(json.loads((run / "manifest.json").read_text())["status"])
-    except (OSError, ValueError, KeyError):
+        value = json.loads((run / "manifest.json").read_text()).get(key)
+    except (OSError, ValueError):
         return None
+    return None if value is None else str(value)
+
+
+def manifest_status(run: Path) -> str | None:
+    return manifest_field(run, "status")
 
 
 def resolve_paths(argv: list[str], root: Path, names: set[str]) -> list[str]:
@@ -203,7 +211,7 @@ class Evaluations:
 
     def _stamp(self, pair: tuple[str, str | None]) -> list[object]:
         """What a cached result depends on: the runs' creation times and the options."""
-        return [created(self.root / name) for name in pair if name] + [
+        return [manifest_field(self.root / name, "created") for name in pair if name] + [
             self.kwargs["max_mia_samples"]]
 
     def cached(self, pair: tuple[str, str | None]) -> dict[str, object] | None:
@@ -239,26 +247,13 @@ class Evaluations:
                 except Exception as exc:
                     print(f"evaluation of {pair[0]} failed: {exc}", flush=True)
                     continue
-                atomic_write(self._cache(pair), {"stamp": self._stamp(pair), "result": result})
+                atomic_write_json(self._cache(pair), {"stamp": self._stamp(pair), "result": result})
                 results[pair] = result
             elif (hit := self.cached(pair)) is not None:
                 results[pair] = hit
         if self.pool is not None:
             self.pool.shutdown()
         return results
-
-
-def created(run: Path) -> str | None:
-    try:
-        return str(json.loads((run / "manifest.json").read_text()).get("created"))
-    except (OSError, ValueError):
-        return None
-
-
-def atomic_write(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
 
 
 def run_jobs(jobs: list[Job], args: argparse.Namespace, evals: Evaluations | None) -> bool:
@@ -325,7 +320,7 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, evals: Evaluations | Non
                 print(f"[{elapsed:7.1f}s] {job.name}: not started (deadline)", flush=True)
             break
         time.sleep(0.5)
-    atomic_write(root / "train-status.json", {
+    atomic_write_json(root / "train-status.json", {
         "done": sorted(done), "failed": sorted(failed), "not_started": [j.name for j in pending],
         "seconds": time.monotonic() - start})
     return not failed and not pending
@@ -385,7 +380,7 @@ def print_tables(evals: Evaluations) -> bool:
             rows.append((row, result))
         rows.append((ref, {**ref_result, "name": ref}))
         print(f"\n## {table['title']}\n{format_table(rows, reference=ref)}", flush=True)
-        atomic_write(evals.root / "eval" / f"{key}.json",
+        atomic_write_json(evals.root / "eval" / f"{key}.json",
                      {"title": table["title"], "reference": ref, "rows": dict(rows)})
     return complete
 

@@ -7,16 +7,8 @@ import json
 import pytest
 
 from dau.checkpoint import load_run
-from dau.cli import main
 from dau.data import formats
 from dau.data.datasets import load_dataset
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +19,17 @@ def cifar100(tmp_path_factory):
 
 
 @pytest.mark.parametrize("forget", [["--class", "3"], ["--forget", "random:10%"]])
-def test_unlearn_cifar100_end_to_end(capsys, cifar100, tmp_path, forget):
+def test_unlearn_cifar100_end_to_end(cli, cifar100, tmp_path, forget):
     runs = tmp_path / "runs"
-    code, out, err = run_cli(capsys, "train", "--dataset", "cifar100", "--data-dir", str(cifar100),
-                             "--width", "0.125", "--epochs", "1", "--batch-size", "64",
-                             "--device", "cpu", "--runs-dir", str(runs), "--json", "-q")
+    code, out, err = cli("train", "--dataset", "cifar100", "--data-dir", str(cifar100),
+                         "--width", "0.125", "--epochs", "1", "--batch-size", "64",
+                         "--device", "cpu", "--runs-dir", str(runs), "--json", "-q")
     assert code == 0, err
     original = json.loads(out)["run"]
     # no --model: the original is found under --runs-dir by dataset
-    code, out, err = run_cli(capsys, "unlearn", "--dataset", "cifar100", *forget, "--epochs", "1",
-                             "--batch-size", "32", "--attacker-iters", "3", "--noise-copies", "2",
-                             "--device", "cpu", "--runs-dir", str(runs), "--json", "-q")
+    code, out, err = cli("unlearn", "--dataset", "cifar100", *forget, "--epochs", "1",
+                         "--batch-size", "32", "--attacker-iters", "3", "--noise-copies", "2",
+                         "--device", "cpu", "--runs-dir", str(runs), "--json", "-q")
     assert code == 0, err
     result = json.loads(out)
     run = result["run"]
@@ -55,7 +47,7 @@ def test_unlearn_cifar100_end_to_end(capsys, cifar100, tmp_path, forget):
         assert manifest["config"]["forget"] == "random:10%"
         assert len(plan.forget) == round(0.1 * len(plan.train))
     assert manifest["summary"]["attacker"]["source"] == "trained"
-    code, out, err = run_cli(capsys, "eval", run, "--json", "-q", "--device", "cpu")
+    code, out, err = cli("eval", run, "--json", "-q", "--device", "cpu")
     assert code == 0, err
     metrics = json.loads(out)["runs"][0]
     for key in ("UA", "RA", "TA", "MIA"):
