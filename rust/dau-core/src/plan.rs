@@ -25,7 +25,10 @@
 //!
 //! A plan stores one role byte per sample (val, forget or retain) plus counts; the sorted
 //! position arrays are produced on demand ([`SplitPlan::positions`], [`SplitPlan::iter`]),
-//! so planning touches little memory: O(N) time, about 6 bytes per sample of scratch.
+//! so planning touches little memory: O(N) time, a bit per sample of scratch (4 bytes per
+//! training sample more for `random`). The draws pick ranks (the `r`-th ascending position
+//! of a class, of the training split), which passes over the labels turn into positions;
+//! the passes run in parallel over chunks of the samples for large training sets.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -177,114 +180,328 @@ pub(crate) fn check_num_classes(num_classes: u64) -> Result<(), SplitError> {
     Ok(())
 }
 
-/// Checks that every label lies in `[0, num_classes)` and returns the per-class counts.
-fn count_labels(
-    labels: &[i64],
-    num_classes: u64,
-    what: &'static str,
-) -> Result<Vec<u64>, SplitError> {
-    let mut counts = vec![0u64; num_classes as usize];
-    for (position, &value) in labels.iter().enumerate() {
-        match usize::try_from(value).ok().and_then(|c| counts.get_mut(c)) {
-            Some(slot) => *slot += 1,
-            None => {
-                return Err(SplitError::LabelOutOfRange {
-                    what,
-                    position,
-                    value,
-                    num_classes,
-                });
-            }
-        }
+/// From this many samples on, the passes over the samples run in parallel.
+const PARALLEL_SAMPLES: usize = 1 << 18;
+
+/// The chunk length of a pass over `n` samples that keeps `counters` counters per chunk:
+/// all of them below [`PARALLEL_SAMPLES`], else about four chunks per thread of at least
+/// 2^14 samples and 16 samples per counter (so the counters cost at most 1/16 of a pass),
+/// whole blocks of 64 (see [`forget_chunk`]).
+fn chunk_len(n: usize, counters: usize) -> usize {
+    if n < PARALLEL_SAMPLES {
+        return n.max(1);
     }
-    Ok(counts)
+    n.div_ceil(rayon::current_num_threads() * 4)
+        .max(1 << 14)
+        .max(16 * counters)
+        .next_multiple_of(64)
 }
 
-/// A position type for scratch buffers: `u32` when the training set allows it (half the
-/// memory traffic), `u64` otherwise. The draws do not depend on the choice.
-trait Pos: Copy + Default {
+/// The class histogram of each chunk of `chunk` labels.
+///
+/// # Errors
+/// [`SplitError::LabelOutOfRange`] for the first label outside `[0, num_classes)`.
+fn class_histograms(
+    labels: &[i64],
+    num_classes: u64,
+    chunk: usize,
+) -> Result<Vec<Vec<usize>>, SplitError> {
+    let counted: Vec<Result<Vec<usize>, usize>> = labels
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut counts = vec![0usize; num_classes as usize];
+            for (p, &value) in part.iter().enumerate() {
+                match usize::try_from(value).ok().and_then(|c| counts.get_mut(c)) {
+                    Some(slot) => *slot += 1,
+                    None => return Err(i * chunk + p),
+                }
+            }
+            Ok(counts)
+        })
+        .collect();
+    // In chunk order, so the error names the first bad position.
+    counted
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|position| SplitError::LabelOutOfRange {
+            what: "training labels",
+            position,
+            value: labels[position],
+            num_classes,
+        })
+}
+
+/// A position type: `u32` for scratch buffers when the training set allows it (half the
+/// memory traffic; the draws do not depend on the choice), `u64` and `i64` for output.
+trait Pos: Copy + Send {
     fn from_usize(i: usize) -> Self;
     fn index(self) -> usize;
 }
 
-impl Pos for u32 {
-    #[inline]
-    fn from_usize(i: usize) -> Self {
-        i as u32
-    }
-    #[inline]
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl Pos for u64 {
-    #[inline]
-    fn from_usize(i: usize) -> Self {
-        i as u64
-    }
-    #[inline]
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Steps 1 and (for `random`) 3 of the algorithm: marks validation and randomly forgotten
-/// samples in `roles` and adds the forgotten samples' classes to `forget_counts`.
-fn draw_roles<P: Pos>(
-    labels: &[i64],
-    class_sizes: &[u64],
-    val_fraction: f64,
-    seed: u64,
-    random_forget: Option<usize>,
-    roles: &mut [u8],
-    forget_counts: &mut [u64],
-) {
-    // Positions grouped by class (counting sort; ascending within each class).
-    let c = class_sizes.len();
-    let mut offsets = Vec::with_capacity(c + 1);
-    let mut acc = 0usize;
-    offsets.push(0);
-    for &m in class_sizes {
-        acc += m as usize;
-        offsets.push(acc);
-    }
-    let mut by_class = vec![P::default(); labels.len()];
-    {
-        let mut cursor = offsets[..c].to_vec();
-        for (position, &label) in labels.iter().enumerate() {
-            let slot = &mut cursor[label as usize];
-            by_class[*slot] = P::from_usize(position);
-            *slot += 1;
-        }
-    }
-
-    // 1. Validation: one generator, classes in ascending order.
-    let mut rng = Rng::new(seed, Stream::Validation);
-    for class in 0..c {
-        let members = &mut by_class[offsets[class]..offsets[class + 1]];
-        let k = val_count(val_fraction, members.len() as u64) as usize;
-        rng.partial_shuffle(members, k);
-        for &p in &members[..k] {
-            roles[p.index()] = ROLE_VAL;
-        }
-    }
-
-    // 3. Random forget: the ascending train positions (reusing the buffer), then k draws.
-    if let Some(k) = random_forget {
-        let mut len = 0;
-        for (position, &r) in roles.iter().enumerate() {
-            if r == ROLE_RETAIN {
-                by_class[len] = P::from_usize(position);
-                len += 1;
+macro_rules! impl_pos {
+    ($($t:ty),*) => {$(
+        impl Pos for $t {
+            #[inline]
+            fn from_usize(i: usize) -> Self {
+                i as $t
+            }
+            #[inline]
+            fn index(self) -> usize {
+                self as usize
             }
         }
-        let candidates = &mut by_class[..len];
-        Rng::new(seed, Stream::Forget).partial_shuffle(candidates, k);
-        for &p in &candidates[..k] {
-            roles[p.index()] = ROLE_FORGET;
-            forget_counts[labels[p.index()] as usize] += 1;
+    )*};
+}
+
+impl_pos!(u32, u64, i64);
+
+/// Whether bit `i` of `words` is set.
+#[inline]
+fn bit(words: &[u64], i: usize) -> bool {
+    words[i / 64] >> (i % 64) & 1 == 1
+}
+
+/// 64 bits of `words` from bit `start` on (zeros past the end).
+#[inline]
+fn bits_from(words: &[u64], start: usize) -> u64 {
+    let (word, shift) = (start / 64, start % 64);
+    let low = words.get(word).map_or(0, |&w| w >> shift);
+    match words.get(word + 1) {
+        Some(&next) if shift > 0 => low | (next << (64 - shift)),
+        _ => low,
+    }
+}
+
+/// The low bits of `bits`, in order, at the set bits of `mask` (a parallel bit deposit):
+/// inserts a zero bit at each clear bit of `mask`, from the lowest.
+#[inline]
+fn deposit(mut bits: u64, mask: u64) -> u64 {
+    let mut gaps = !mask;
+    while gaps != 0 {
+        let below = (gaps & gaps.wrapping_neg()) - 1;
+        bits = (bits & below) | ((bits & !below) << 1);
+        gaps &= gaps - 1;
+    }
+    bits
+}
+
+/// The training samples among up to 64 `roles`: bit `i` set unless `roles[i]` is validation
+/// (clear past the roles). 8 roles at a time: validation bytes become zero, each byte's high
+/// bit is then set if it is not zero (the addition carries within bytes only), and a
+/// multiplication gathers the 8 high bits into the top byte.
+#[inline]
+fn train_mask(roles: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let block: [u8; 64] = roles.try_into().unwrap_or_else(|_| {
+        let mut padded = [ROLE_VAL; 64];
+        padded[..roles.len()].copy_from_slice(roles);
+        padded
+    });
+    let mut val = 0;
+    for (k, eight) in block.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes(eight.try_into().expect("8 roles"));
+        let x = word ^ (u64::from(ROLE_VAL) * 0x0101_0101_0101_0101);
+        let zero = !(((x & LOW7) + LOW7) | x) & !LOW7;
+        val |= ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+    }
+    !val
+}
+
+/// A fixed-size set of small integers, one bit each.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Self(vec![0; len.div_ceil(64)])
+    }
+
+    #[inline]
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// Step 1, the validation draws, as class-major ranks: a sample's class-major rank is the
+/// number of samples of smaller classes plus its rank among the ascending positions of its
+/// class. Drawing ranks `0..m` by the documented partial Fisher–Yates draws the same
+/// members as drawing the positions themselves, with scratch for one class instead of all
+/// positions sorted by class.
+fn draw_val<P: Pos>(class_sizes: &[u64], val_fraction: f64, seed: u64) -> Bits {
+    let mut is_val = Bits::new(class_sizes.iter().sum::<u64>() as usize);
+    let mut rng = Rng::new(seed, Stream::Validation);
+    let mut ranks: Vec<P> = Vec::new();
+    let mut first = 0;
+    for &m in class_sizes {
+        let k = val_count(val_fraction, m) as usize;
+        if k > 0 {
+            ranks.clear();
+            ranks.extend((0..m as usize).map(P::from_usize));
+            rng.partial_shuffle(&mut ranks, k);
+            for &r in &ranks[..k] {
+                is_val.insert(first + r.index());
+            }
         }
+        first += m as usize;
+    }
+    is_val
+}
+
+/// Step 3 for `random`: `k` of the `n_train` ranks of the ascending train positions (so the
+/// documented draws from those positions).
+fn draw_forget<P: Pos>(n_train: usize, k: usize, seed: u64) -> Bits {
+    let mut ranks: Vec<P> = (0..n_train).map(P::from_usize).collect();
+    Rng::new(seed, Stream::Forget).partial_shuffle(&mut ranks, k);
+    let mut is_forgotten = Bits::new(n_train);
+    for &r in &ranks[..k] {
+        is_forgotten.insert(r.index());
+    }
+    is_forgotten
+}
+
+/// Steps 2 and 3 (for classes) for one chunk of samples: writes the role of each of its
+/// `labels` into `roles`, validation if its class-major rank is in `is_val`, else the role of
+/// its class's training samples (`role_of[class][0]`; `role_of[class][1]` is validation: a
+/// lookup, as a branch would mispredict on every validation sample). `next` holds the
+/// class-major rank of the chunk's next sample of each class. Returns the number of
+/// validation samples.
+fn chunk_roles(
+    labels: &[i64],
+    roles: &mut [u8],
+    next: &mut [usize],
+    is_val: &[u64],
+    role_of: &[[u8; 2]],
+) -> usize {
+    let mut val = 0;
+    for (role, &label) in roles.iter_mut().zip(labels) {
+        let class = label as usize;
+        let in_val = bit(is_val, next[class]);
+        next[class] += 1;
+        val += usize::from(in_val);
+        *role = role_of[class][usize::from(in_val)];
+    }
+    val
+}
+
+/// Step 3 for `random`, for one chunk of samples: forgets each training sample whose train
+/// rank (`train_rank` for the chunk's first) is in `is_forgotten`. Returns the number
+/// forgotten per class. Works on 64 samples at a time: their training samples take the next
+/// bits of `is_forgotten`, in order.
+fn forget_chunk(
+    labels: &[i64],
+    roles: &mut [u8],
+    mut train_rank: usize,
+    is_forgotten: &[u64],
+    num_classes: usize,
+) -> Vec<u64> {
+    let mut forgotten = vec![0u64; num_classes];
+    for (block, labels) in roles.chunks_mut(64).zip(labels.chunks(64)) {
+        let train = train_mask(block);
+        let mut forget = deposit(bits_from(is_forgotten, train_rank), train);
+        train_rank += train.count_ones() as usize;
+        while forget != 0 {
+            let i = forget.trailing_zeros() as usize;
+            block[i] = ROLE_FORGET; // was retained: `random` forgets no class
+            forgotten[labels[i] as usize] += 1;
+            forget &= forget - 1;
+        }
+    }
+    forgotten
+}
+
+/// The inputs of steps 1 to 3 (all but explicit and requested forget sets).
+struct Draw<'a> {
+    labels: &'a [i64],
+    /// The samples per class.
+    class_sizes: &'a [u64],
+    /// The size of the train split.
+    n_train: usize,
+    /// Passes over the samples go in chunks of this many, in parallel.
+    chunk: usize,
+    /// The class histogram of each chunk (see [`class_histograms`]).
+    histograms: Vec<Vec<usize>>,
+    val_fraction: f64,
+    seed: u64,
+    /// `random` forget specs: how many to draw.
+    random_forget: Option<usize>,
+    /// Per class, the role of its training samples: forget for forgotten classes, else retain.
+    train_role: Vec<u8>,
+}
+
+impl Draw<'_> {
+    /// Steps 1 to 3: the role of every sample; adds the classes of randomly forgotten
+    /// samples to `forget_counts`. The draws give ranks; passes over the samples, in chunks
+    /// in parallel, give each sample its class-major rank, so its role, then (for `random`)
+    /// its train rank.
+    fn roles<P: Pos>(self, forget_counts: &mut [u64]) -> Vec<u8> {
+        let Draw {
+            labels,
+            class_sizes,
+            n_train,
+            chunk,
+            mut histograms,
+            val_fraction,
+            seed,
+            random_forget,
+            train_role,
+        } = self;
+        let mut roles = vec![ROLE_RETAIN; labels.len()];
+        // The random forget draw needs only the size of the train split (and its stream is
+        // independent): it runs beside steps 1 and 2.
+        let (is_forgotten, val_per_chunk) = rayon::join(
+            || random_forget.map(|k| draw_forget::<P>(n_train, k, seed)),
+            || {
+                let is_val = draw_val::<P>(class_sizes, val_fraction, seed);
+                // Each histogram becomes the class-major rank of its chunk's first sample
+                // of each class.
+                let mut first = 0;
+                for class in 0..class_sizes.len() {
+                    for counts in &mut histograms {
+                        let count = counts[class];
+                        counts[class] = first;
+                        first += count;
+                    }
+                }
+                let role_of: Vec<[u8; 2]> = train_role.iter().map(|&r| [r, ROLE_VAL]).collect();
+                roles
+                    .par_chunks_mut(chunk)
+                    .zip(labels.par_chunks(chunk))
+                    .zip(histograms)
+                    .map(|((roles, labels), mut next)| {
+                        chunk_roles(labels, roles, &mut next, &is_val.0, &role_of)
+                    })
+                    .collect::<Vec<usize>>()
+            },
+        );
+
+        if let Some(Bits(is_forgotten)) = is_forgotten {
+            // Each chunk's first train rank: its first position minus the validation
+            // samples before it.
+            let mut val_before = 0;
+            let first_train_ranks: Vec<usize> = val_per_chunk
+                .iter()
+                .enumerate()
+                .map(|(i, &val)| {
+                    let first = i * chunk - val_before;
+                    val_before += val;
+                    first
+                })
+                .collect();
+            let forgotten_per_chunk: Vec<Vec<u64>> = roles
+                .par_chunks_mut(chunk)
+                .zip(labels.par_chunks(chunk))
+                .zip(first_train_ranks)
+                .map(|((roles, labels), first)| {
+                    forget_chunk(labels, roles, first, &is_forgotten, class_sizes.len())
+                })
+                .collect();
+            for forgotten in forgotten_per_chunk {
+                for (total, count) in forget_counts.iter_mut().zip(forgotten) {
+                    *total += count;
+                }
+            }
+        }
+        roles
     }
 }
 
@@ -355,8 +572,12 @@ fn plan_inner(
     }
     let spec_text = spec.to_string();
     let n = labels.len();
-    let class_sizes = count_labels(labels, num_classes, "training labels")?;
-    let c = class_sizes.len();
+    let c = num_classes as usize;
+    let chunk = chunk_len(n, c);
+    let histograms = class_histograms(labels, num_classes, chunk)?;
+    let class_sizes: Vec<u64> = (0..c)
+        .map(|k| histograms.iter().map(|counts| counts[k] as u64).sum())
+        .collect();
     let val_counts: Vec<u64> = class_sizes
         .iter()
         .map(|&m| val_count(val_fraction, m))
@@ -405,30 +626,27 @@ fn plan_inner(
     }
     let mut in_val = Vec::new();
 
-    let mut roles = vec![ROLE_RETAIN; n];
-    let mut forget_counts = vec![0u64; c];
-    let random_forget = random_forget.map(|k| k as usize);
-    if u32::try_from(n).is_ok() {
-        draw_roles::<u32>(
-            labels,
-            &class_sizes,
-            val_fraction,
-            seed,
-            random_forget,
-            &mut roles,
-            &mut forget_counts,
-        );
-    } else {
-        draw_roles::<u64>(
-            labels,
-            &class_sizes,
-            val_fraction,
-            seed,
-            random_forget,
-            &mut roles,
-            &mut forget_counts,
-        );
+    let mut train_role = vec![ROLE_RETAIN; c];
+    for &k in &forget_class {
+        train_role[k as usize] = ROLE_FORGET;
     }
+    let draw = Draw {
+        labels,
+        class_sizes: &class_sizes,
+        n_train: n_train as usize,
+        chunk,
+        histograms,
+        val_fraction,
+        seed,
+        random_forget: random_forget.map(|k| k as usize),
+        train_role,
+    };
+    let mut forget_counts = vec![0u64; c];
+    let mut roles = if u32::try_from(n).is_ok() {
+        draw.roles::<u32>(&mut forget_counts)
+    } else {
+        draw.roles::<u64>(&mut forget_counts)
+    };
     let train_counts: Vec<u64> = class_sizes
         .iter()
         .zip(&val_counts)
@@ -437,15 +655,8 @@ fn plan_inner(
 
     match spec {
         ForgetSpec::Class(_) | ForgetSpec::Classes(_) => {
-            let mut is_forgotten = vec![false; c];
             for &k in &forget_class {
-                is_forgotten[k as usize] = true;
                 forget_counts[k as usize] = train_counts[k as usize];
-            }
-            for (r, &label) in roles.iter_mut().zip(labels) {
-                if *r == ROLE_RETAIN && is_forgotten[label as usize] {
-                    *r = ROLE_FORGET;
-                }
             }
         }
         ForgetSpec::Indices(path) => {
@@ -530,21 +741,27 @@ fn plan_inner(
     }, in_val))
 }
 
-/// From this many samples on, [`SplitPlan::positions`] runs in parallel.
-const PARALLEL_POSITIONS: usize = 1 << 18;
+/// The number of `roles` that are members, counted in bytes per block of 255 (which
+/// vectorises).
+fn count_members(roles: &[u8], member: impl Fn(u8) -> bool) -> usize {
+    roles
+        .chunks(255)
+        .map(|block| usize::from(block.iter().map(|&r| u8::from(member(r))).sum::<u8>()))
+        .sum()
+}
 
-/// Writes the positions (offset by `first`) of `roles` that belong to `set` into `out`,
+/// Writes the positions (offset by `first`) of the `roles` that are members into `out`,
 /// which holds exactly that many. Every position is written at the cursor, which advances
 /// on members (a branch on membership would mispredict once per sample of a random set);
 /// the only branch, "is there room", is false only after the last member.
-fn compact(roles: &[u8], first: u64, set: SetName, out: &mut [u64]) {
+fn compact<P: Pos>(roles: &[u8], first: usize, member: impl Fn(u8) -> bool, out: &mut [P]) {
     let len = out.len();
     let mut k = 0usize;
     for (p, &r) in roles.iter().enumerate() {
         if k < len {
-            out[k] = first + p as u64;
+            out[k] = P::from_usize(first + p);
         }
-        k += usize::from(in_set(set, r));
+        k += usize::from(member(r));
     }
     debug_assert_eq!(k, len, "the set's size does not match its roles");
 }
@@ -680,33 +897,48 @@ impl SplitPlan {
     /// The ascending positions of one set.
     #[must_use]
     pub fn positions(&self, set: SetName) -> Vec<u64> {
-        let n = self.len(set) as usize;
-        let mut out = vec![0u64; n];
-        if self.roles.len() < PARALLEL_POSITIONS {
-            compact(&self.roles, 0, set, &mut out);
-            return out;
+        let mut out = vec![0; self.len(set) as usize];
+        self.write_positions(set, &mut out);
+        out
+    }
+
+    /// Writes the ascending positions of one set into `out` as `i64` (NumPy's index type),
+    /// e.g. straight into an array that the caller allocated.
+    ///
+    /// # Panics
+    /// If `out` does not hold exactly [`Self::len`]`(set)` positions.
+    pub fn positions_into(&self, set: SetName, out: &mut [i64]) {
+        self.write_positions(set, out);
+    }
+
+    fn write_positions<P: Pos>(&self, set: SetName, out: &mut [P]) {
+        assert_eq!(out.len() as u64, self.len(set), "wrong output length");
+        // The loops compile once per set, with its membership test inlined (a test of `set`
+        // per sample costs as much as the rest of the loop).
+        match set {
+            SetName::Val => self.write_members(|r| in_set(SetName::Val, r), out),
+            SetName::Train => self.write_members(|r| in_set(SetName::Train, r), out),
+            SetName::Forget => self.write_members(|r| in_set(SetName::Forget, r), out),
+            SetName::Retain => self.write_members(|r| in_set(SetName::Retain, r), out),
         }
-        // Parallel over chunks of the roles: count each chunk's members, then fill each
-        // chunk's disjoint slice of the output (the same ascending result).
-        let chunk = self.roles.len().div_ceil(rayon::current_num_threads() * 4).max(1 << 14);
-        let counts: Vec<usize> = self
-            .roles
-            .par_chunks(chunk)
-            .map(|c| c.iter().filter(|&&r| in_set(set, r)).count())
-            .collect();
-        let mut slices = Vec::with_capacity(counts.len());
-        let mut rest = out.as_mut_slice();
-        for &count in &counts {
-            let (head, tail) = rest.split_at_mut(count);
+    }
+
+    /// Counts each chunk's members (a quick pass), then fills each chunk's disjoint slice of
+    /// `out` in parallel (the same ascending result).
+    fn write_members<P: Pos>(&self, member: impl Fn(u8) -> bool + Copy + Sync, out: &mut [P]) {
+        let chunk = chunk_len(self.roles.len(), 0);
+        let mut slices = Vec::with_capacity(self.roles.len().div_ceil(chunk));
+        let mut rest = out;
+        for roles in self.roles.chunks(chunk) {
+            let (head, tail) = rest.split_at_mut(count_members(roles, member));
             slices.push(head);
             rest = tail;
         }
         self.roles
             .par_chunks(chunk)
-            .zip(slices.into_par_iter())
+            .zip(slices)
             .enumerate()
-            .for_each(|(i, (roles, dst))| compact(roles, (i * chunk) as u64, set, dst));
-        out
+            .for_each(|(i, (roles, dst))| compact(roles, i * chunk, member, dst));
     }
 
     /// Whether `position` belongs to `set` (false when it is out of range).

@@ -1,7 +1,8 @@
 //! `dau._native`: the Python face of `dau-core` (PyO3 glue only).
 //!
 //! * Input labels are read from NumPy without copying when the array is C-contiguous int64;
-//!   planning and sampling run with the GIL released.
+//!   planning and sampling run with the GIL released, and a plan's sets are written
+//!   straight into new NumPy arrays.
 //! * Errors map to `dau.errors`: `SplitError::FingerprintMismatch` → `SplitMismatchError`,
 //!   every other `SplitError` → `SplitError`, every `SamplerError` → `ConfigError`, every
 //!   `FingerprintError` → `RequestError` (a `SplitError`);
@@ -141,10 +142,25 @@ struct PySplitPlan {
 }
 
 impl PySplitPlan {
-    /// One set's positions as a new int64 array (built with the GIL released).
-    fn set_array<'py>(&self, py: Python<'py>, set: SetName) -> Bound<'py, PyArray1<i64>> {
+    /// One set's positions as a new int64 array, written in place with the GIL released.
+    /// The array comes from `numpy.empty`: every element is written, so zeroing it first
+    /// would be a wasted pass over memory.
+    fn set_array<'py>(
+        &self,
+        py: Python<'py>,
+        set: SetName,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let plan = &self.inner;
-        owned_to_numpy(py, py.detach(|| plan.positions(set)))
+        let array = py
+            .import("numpy")?
+            .call_method1("empty", (plan.len(set), "int64"))?
+            .cast_into::<PyArray1<i64>>()?;
+        {
+            let mut view = array.readwrite();
+            let out = view.as_slice_mut()?;
+            py.detach(|| plan.positions_into(set, out));
+        }
+        Ok(array)
     }
 }
 
@@ -152,25 +168,25 @@ impl PySplitPlan {
 impl PySplitPlan {
     /// Training-split positions (all − val), ascending; a new int64 array each call.
     #[getter]
-    fn train<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+    fn train<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         self.set_array(py, SetName::Train)
     }
 
     /// Validation positions, ascending; a new int64 array each call.
     #[getter]
-    fn val<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+    fn val<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         self.set_array(py, SetName::Val)
     }
 
     /// Forget positions, ascending; a new int64 array each call.
     #[getter]
-    fn forget<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+    fn forget<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         self.set_array(py, SetName::Forget)
     }
 
     /// Retain positions (train − forget), ascending; a new int64 array each call.
     #[getter]
-    fn retain<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+    fn retain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         self.set_array(py, SetName::Retain)
     }
 
