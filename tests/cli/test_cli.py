@@ -11,23 +11,16 @@ TRAIN = ["train", "--dataset", SYNTH, "--width", "0.125", "--epochs", "2", "--ba
          "--lr", "0.05", "--device", "cpu", "-q"]
 
 
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-def test_info_reports_versions(capsys):
-    code, out, _ = run_cli(capsys, "info", "--json")
+def test_info_reports_versions(cli):
+    code, out, _ = cli("info", "--json")
     assert code == 0
     data = json.loads(out)
     for key in ("dau", "torch", "cuda", "native", "ops"):
         assert key in data
 
 
-def test_help_lists_the_commands(capsys):
-    code, out, _ = run_cli(capsys, "--help")
+def test_help_lists_the_commands(cli):
+    code, out, _ = cli("--help")
     assert code == 0
     for command in ("train", "eval", "info"):
         assert command in out
@@ -46,8 +39,8 @@ def runs(tmp_path_factory):
     return made
 
 
-def test_eval_against_the_reference(capsys, runs):
-    code, out, err = run_cli(capsys, "eval", str(runs["original"]), "--reference", str(runs["retrain"]),
+def test_eval_against_the_reference(cli, runs):
+    code, out, err = cli("eval", str(runs["original"]), "--reference", str(runs["retrain"]),
                              "--device", "cpu", "--json", "-q")
     assert code == 0, err
     data = json.loads(out)
@@ -64,11 +57,11 @@ def test_eval_against_the_reference(capsys, runs):
     assert "original" in err and "retrain" in err  # the table
 
 
-def test_eval_refuses_a_reference_on_another_split(capsys, runs, tmp_path):
-    code, _, err = run_cli(capsys, *TRAIN, "--seed", "2", "--forget", "random:10%",
+def test_eval_refuses_a_reference_on_another_split(cli, runs, tmp_path):
+    code, _, err = cli(*TRAIN, "--seed", "2", "--forget", "random:10%",
                            "--exclude-forget", "-o", str(tmp_path / "other"))
     assert code == 0, err
-    code, _, err = run_cli(capsys, "eval", str(runs["retrain"]), "--reference", str(tmp_path / "other"),
+    code, _, err = cli("eval", str(runs["retrain"]), "--reference", str(tmp_path / "other"),
                            "--device", "cpu", "-q")
     assert code == 1
     assert "split" in err and "error:" in err
@@ -86,30 +79,30 @@ def test_eval_refuses_a_reference_on_another_split(capsys, runs, tmp_path):
         (["--device", "tpu"], "--device"),
     ],
 )
-def test_bad_input_exits_1_with_a_clear_message_and_no_run(capsys, tmp_path, args, message):
-    code, _, err = run_cli(capsys, *TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
+def test_bad_input_exits_1_with_a_clear_message_and_no_run(cli, tmp_path, args, message):
+    code, _, err = cli(*TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
     assert code == 1, err
     assert err.startswith("error:") and message in err
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
 
 
-def test_missing_data_lists_where_it_looked(capsys, tmp_path, monkeypatch):
+def test_missing_data_lists_where_it_looked(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("DAU_DATA", raising=False)
-    code, _, err = run_cli(capsys, "train", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+    code, _, err = cli("train", "--dataset", "cifar10", "--data-dir", str(tmp_path),
                            "--runs-dir", str(tmp_path / "runs"), "-q")
     assert code == 1
     assert str(tmp_path) in err
 
 
-def test_usage_errors_exit_2(capsys):
-    code, _, _ = run_cli(capsys, "train", "--epochs", "many")
+def test_usage_errors_exit_2(cli):
+    code, _, _ = cli("train", "--epochs", "many")
     assert code == 2
 
 
-def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
+def test_config_file_fills_defaults_and_rejects_unknown_keys(cli, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(f'dataset = "{SYNTH}"\nwidth = 0.125\n[train]\nepochs = 1\nbatch_size = 64\n')
-    code, out, err = run_cli(capsys, "train", "-c", str(good), "--device", "cpu", "-q", "--json",
+    code, out, err = cli("train", "-c", str(good), "--device", "cpu", "-q", "--json",
                              "--runs-dir", str(tmp_path / "runs"))
     assert code == 0, err
     manifest = json.loads((Path(json.loads(out)["run"]) / "manifest.json").read_text())
@@ -117,43 +110,43 @@ def test_config_file_fills_defaults_and_rejects_unknown_keys(capsys, tmp_path):
     assert manifest["rewind"] == {"epoch": 1, "file": "rewind.safetensors"}  # min(8, epochs)
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nepoch = 1\n")
-    code, _, err = run_cli(capsys, "train", "-c", str(bad))
+    code, _, err = cli("train", "-c", str(bad))
     assert code == 1 and "did you mean 'epochs'" in err
 
 
-def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(capsys, runs, tmp_path):
+def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(cli, runs, tmp_path):
     import shutil
 
     broken = tmp_path / "broken"
     shutil.copytree(runs["retrain"], broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
-    code, _, err = run_cli(capsys, "eval", str(broken), "--device", "cpu", "-q", "--no-mia")
+    code, _, err = cli("eval", str(broken), "--device", "cpu", "-q", "--no-mia")
     assert code == 1
     assert "model.safetensors" in err and "corrupt" in err
 
 
-def test_class_wise_eval_drops_the_forgotten_class_unless_asked(capsys, runs):
+def test_class_wise_eval_drops_the_forgotten_class_unless_asked(cli, runs):
     args = ["eval", str(runs["original"]), "--class", "2", "--device", "cpu", "-q", "--json", "--no-mia"]
-    code, out, err = run_cli(capsys, *args)
+    code, out, err = cli(*args)
     assert code == 0, err
     (dropped,) = json.loads(out)["runs"]
-    code, out, err = run_cli(capsys, *args, "--keep-forgotten-classes")
+    code, out, err = cli(*args, "--keep-forgotten-classes")
     assert code == 0, err
     (kept,) = json.loads(out)["runs"]
     assert dropped["split"]["spec"] == "class:2"
     assert dropped["n_samples"]["test"] == 60 and kept["n_samples"]["test"] == 80
 
 
-def test_unlearn_then_eval_through_the_cli(capsys, runs, tmp_path):
-    code, out, err = run_cli(capsys, "unlearn", "--model", str(runs["original"]), "--class", "1",
+def test_unlearn_then_eval_through_the_cli(cli, runs, tmp_path):
+    code, out, err = cli("unlearn", "--model", str(runs["original"]), "--class", "1",
                              "--attacker-iters", "5", "--epochs", "1", "--noise-copies", "2",
                              "--batch-size", "32", "--device", "cpu", "--runs-dir", str(tmp_path),
                              "-q", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["parent"] == str(runs["original"].resolve())
-    code, out, err = run_cli(capsys, "eval", result["run"], str(runs["original"]), "--class", "1",
+    code, out, err = cli("eval", result["run"], str(runs["original"]), "--class", "1",
                              "--device", "cpu", "-q", "--json", "--no-mia")
     assert code == 0, err
     unlearned, original = json.loads(out)["runs"]
@@ -161,9 +154,9 @@ def test_unlearn_then_eval_through_the_cli(capsys, runs, tmp_path):
     assert unlearned["split"]["fingerprint"] == original["split"]["fingerprint"]
 
 
-def test_unlearn_without_an_original_names_the_command(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "unlearn", "--dataset", "digits", "--class", "3",
+def test_unlearn_without_an_original_names_the_command(cli, tmp_path):
+    code, _, err = cli("unlearn", "--dataset", "digits", "--class", "3",
                            "--runs-dir", str(tmp_path), "-q")
     assert code == 1 and "dau train --dataset digits" in err
-    code, _, err = run_cli(capsys, "unlearn", "--dataset", "digits", "--runs-dir", str(tmp_path))
+    code, _, err = cli("unlearn", "--dataset", "digits", "--runs-dir", str(tmp_path))
     assert code == 2 and "--forget" in err

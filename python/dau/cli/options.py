@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dau.config import check_keys, load_toml
+from dau.config import KERNELS, check_keys, load_toml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,6 +18,7 @@ __all__ = [
     "common_options",
     "config_option",
     "emit_json",
+    "kernels_option",
     "output_options",
     "request_options",
     "training_options",
@@ -48,6 +49,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     check_keys(merged, names, where=f"-c/--config {value} (command {command})")
     ctx.default_map = {**(ctx.default_map or {}), **merged}
     return value
+
+
+def kernels_option(help: str, default: str | None = "fused") -> Callable[[F], F]:
+    """``--kernels``: dau's compiled ops or their pure-PyTorch versions."""
+    return click.option("--kernels", type=click.Choice(KERNELS), default=default,
+                        show_default=default is not None, help=help)
 
 
 def config_option(func: F) -> F:

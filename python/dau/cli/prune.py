@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dau.cli.options import emit_json, output_options
+from dau.cli.options import emit_json, kernels_option, output_options
 
 __all__ = ["prune"]
 
@@ -19,8 +19,7 @@ __all__ = ["prune"]
 @click.option("--epochs", type=int, default=None,
               help="Retraining epochs (default: those of the pruned run).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--kernels", type=click.Choice(["fused", "reference"]), default=None,
-              help="Masked-update kernels (default: those of the pruned run).")
+@kernels_option("Masked-update kernels (default: those of the pruned run).", default=None)
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")

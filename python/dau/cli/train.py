@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from dau.cli.options import FORGET_HELP, common_options, emit_json, request_options, training_options
+from dau.cli.options import (
+    FORGET_HELP,
+    common_options,
+    emit_json,
+    kernels_option,
+    request_options,
+    training_options,
+)
 
 __all__ = ["train"]
 
@@ -30,8 +37,7 @@ __all__ = ["train"]
 @click.option("--no-augment", is_flag=True, help="Train without random crop / flip.")
 @click.option("--rewind-epoch", type=click.IntRange(min=0), default=8, show_default=True,
               help="Keep the weights after this epoch (0: the initial ones) for dau prune.")
-@click.option("--kernels", type=click.Choice(["fused", "reference"]), default="fused",
-              show_default=True, help="Optimizer kernels for masked (pruned) models.")
+@kernels_option("Optimizer kernels for masked (pruned) models.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,

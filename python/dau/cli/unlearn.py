@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dau.cli.options import FORGET_HELP, common_options, emit_json, request_options
+from dau.cli.options import FORGET_HELP, common_options, emit_json, kernels_option, request_options
 
 __all__ = ["unlearn"]
 
@@ -46,10 +46,9 @@ __all__ = ["unlearn"]
               help="DAU's input-sensitivity feature: finite differences over the noisy copies "
               "(run in IEEE float32, TF32 off), or the same quantity as a forward-mode "
               "Jacobian-vector product (meaningful under TF32 too).")
-@click.option("--kernels", type=click.Choice(["fused", "reference"]), default="fused",
-              show_default=True, help="fused: dau's compiled ops (noisy copies, sensitivity "
-              "features, cross-correlation loss, masked SGD); reference: their pure-PyTorch "
-              "versions (same numbers within float tolerance).")
+@kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
+                "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
+                "(same numbers within float tolerance).")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")
