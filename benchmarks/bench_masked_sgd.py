@@ -31,8 +31,10 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dau.ops
+from _profile import write_profiles
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 5e-4
 
@@ -135,7 +137,8 @@ def timed(fn: Callable[[], None], device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(device: str, sparsity: float | None, warmup: int, repeats: int) -> dict[str, float]:
+def measure(device: str, sparsity: float | None, warmup: int, repeats: int,
+            profile: Path | None = None) -> dict[str, float]:
     check = Problem(device, sparsity)
     check.fused_step()
     check.baseline_step()
@@ -149,6 +152,9 @@ def measure(device: str, sparsity: float | None, warmup: int, repeats: int) -> d
     for _ in range(repeats):  # interleaved, so drifts of the machine hit both alike
         fused.append(timed(problem.fused_step, device))
         baseline.append(timed(problem.baseline_step, device))
+    if profile is not None:
+        write_profiles(profile, f"masked_sgd_ ({sparsity or 0:.0%} sparse)",
+                       {"fused": problem.fused_step, "SGD+mask": problem.baseline_step}, device)
     return {
         "fused": statistics.median(fused),
         "baseline": statistics.median(baseline),

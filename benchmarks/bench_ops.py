@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_masked_sgd  # noqa: E402  (after the sys.path change)
 import dau.ops  # noqa: E402
+from _profile import write_profiles  # noqa: E402
 
 GOALS = {"cpu": 1.5, "cuda": 3.0}
 BATCH, COPIES, SIGMA = 256, 10, 0.1
@@ -65,9 +66,14 @@ timed = bench_masked_sgd.timed
 
 def side_by_side(
     fused: Callable[[], object], baseline: Callable[[], object], device: str, warmup: int,
-    repeats: int
+    repeats: int, profile: tuple[Path, str] | None = None,
 ) -> tuple[float, float]:
-    """Median seconds of each, measured alternately so machine drift hits both alike."""
+    """Median seconds of each, measured alternately so machine drift hits both alike.
+
+    ``profile=(FILE, title)`` also appends the profiler tables of both to FILE.
+    """
+    if profile is not None:
+        write_profiles(profile[0], profile[1], {"fused": fused, "other": baseline}, device)
     for _ in range(warmup):
         fused()
         baseline()
@@ -100,7 +106,8 @@ def leaf(t: Tensor) -> Tensor:
     return t.detach().clone().requires_grad_()
 
 
-def bench_noisy_replicate(device: str, warmup: int, repeats: int) -> list[Result]:
+def bench_noisy_replicate(device: str, warmup: int, repeats: int,
+            profile: Path | None = None) -> list[Result]:
     gen = torch.Generator().manual_seed(0)
     x = leaf(torch.rand(BATCH, 3, 32, 32, generator=gen).to(device))
     grad = torch.randn((COPIES + 1) * BATCH, 3, 32, 32, generator=gen).to(device)
@@ -127,12 +134,14 @@ def bench_noisy_replicate(device: str, warmup: int, repeats: int) -> list[Result
         ("reference", reference, max(3, repeats // 5), diff),
         ("x.repeat + randn", stock, repeats, None),
     ]:
-        f, b = side_by_side(fused, other, device, min(warmup, 2), reps)
+        f, b = side_by_side(fused, other, device, min(warmup, 2), reps,
+                            profile and (profile, f"noisy_replicate {size} vs {name}"))
         out.append(make_result("noisy_replicate", size, name, device, f, b, d))
     return out
 
 
-def bench_sensitivity_features(device: str, warmup: int, repeats: int) -> list[Result]:
+def bench_sensitivity_features(device: str, warmup: int, repeats: int,
+            profile: Path | None = None) -> list[Result]:
     out = []
     for classes in (10, 100):
         gen = torch.Generator().manual_seed(classes)
@@ -151,13 +160,16 @@ def bench_sensitivity_features(device: str, warmup: int, repeats: int) -> list[R
         fused = forward_backward(fused_op, [logits, noisy], args, grad)
         reference = forward_backward(reference_op, [logits, noisy], args, grad)
         diff = max_difference(fused(), reference())
-        f, b = side_by_side(fused, reference, device, warmup, repeats)
-        out.append(make_result("sensitivity_features", f"B={BATCH} m={COPIES} C={classes}",
+        size = f"B={BATCH} m={COPIES} C={classes}"
+        f, b = side_by_side(fused, reference, device, warmup, repeats,
+                            profile and (profile, f"sensitivity_features {size}"))
+        out.append(make_result("sensitivity_features", size,
                                "reference", device, f, b, diff))
     return out
 
 
-def bench_cross_correlation_loss(device: str, warmup: int, repeats: int) -> list[Result]:
+def bench_cross_correlation_loss(device: str, warmup: int, repeats: int,
+            profile: Path | None = None) -> list[Result]:
     gen = torch.Generator().manual_seed(1)
     val = leaf(torch.randn(BATCH, 512, generator=gen).to(device))
     forget = leaf(torch.randn(BATCH, 512, generator=gen).to(device))
@@ -172,13 +184,15 @@ def bench_cross_correlation_loss(device: str, warmup: int, repeats: int) -> list
     fused = forward_backward(fused_op, [val, forget], args)
     reference = forward_backward(reference_op, [val, forget], args)
     diff = max_difference(fused(), reference())
-    f, b = side_by_side(fused, reference, device, warmup, repeats)
+    f, b = side_by_side(fused, reference, device, warmup, repeats,
+                        profile and (profile, "cross_correlation_loss"))
     return [make_result("cross_correlation_loss", f"2 x [{BATCH},512]", "reference", device, f,
                         b, diff)]
 
 
-def bench_masked_sgd_step(device: str, warmup: int, repeats: int) -> list[Result]:
-    r = bench_masked_sgd.measure(device, 0.5, warmup, repeats)
+def bench_masked_sgd_step(device: str, warmup: int, repeats: int,
+            profile: Path | None = None) -> list[Result]:
+    r = bench_masked_sgd.measure(device, 0.5, warmup, repeats, profile)
     return [make_result("masked_sgd_", "ResNet-18, 50 % sparse", "SGD(foreach)+mask", device,
                         r["fused"], r["baseline"], r["difference"])]
 
@@ -198,7 +212,12 @@ def main() -> int:
                         help="where to run (default cpu)")
     parser.add_argument("--json", type=Path, metavar="OUT",
                         help="also write the results (and the machine) as JSON to OUT")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="also write torch.profiler tables of both sides of every case "
+                             "to FILE (where the time goes)")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.unlink(missing_ok=True)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device")
     warmup, repeats = (2, 10) if args.quick else (10, 50)
@@ -233,7 +252,7 @@ def main() -> int:
     print("-" * len(header))
     for bench in (bench_noisy_replicate, bench_sensitivity_features,
                   bench_cross_correlation_loss, bench_masked_sgd_step):
-        for r in bench(device, warmup, repeats):
+        for r in bench(device, warmup, repeats, args.profile):
             results.append(r)
             diff = "-" if r.max_diff is None else f"{r.max_diff:.2e}"
             print(f"{r.op:<23} {r.size:<24} {r.baseline:<18} {r.fused_ms:>9.3f} "

@@ -17,6 +17,12 @@ a validation batch, m noisy copies at sigma = 1e-3, defender SGD step on retain 
   (``x.repeat`` + ``torch.randn``), BatchNorm statistics updated by every pass, and
   after a class-wise stop the adversarial branch still computed and multiplied by 0.
 
+Precision: both run a step that builds the attacker's input in IEEE float32, as
+``dau.numerics`` does for ``--sensitivity fd`` (TF32 off), so the ratio measures the
+implementation, not the precision. For information, ours is also timed with
+``--sensitivity jvp`` and, on CUDA, the reference with torch's defaults (cuDNN
+convolutions in TF32 on Ampere+, as the reference code runs).
+
 Memory (4): on CUDA ``torch.cuda.max_memory_allocated`` over one step (after a warm-up
 step); on the CPU the growth of the peak resident set size (``ru_maxrss``) over one
 step in a fresh subprocess per contender (``VmHWM`` after the step minus before it;
@@ -45,12 +51,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _profile import write_profiles
 from dau.config import UnlearnConfig
 from dau.data.datasets import ImageData
 from dau.data.loaders import iterate_batches
 from dau.models import create_model
 from dau.models.attacker import create_attacker
+from dau.numerics import ieee_float32
 from dau.unlearn.dau import FORGET_SALT, VAL_SALT, DauStep, NoiseStream, draw_batch
 
 CLASSES = 10
@@ -85,10 +94,10 @@ class Info:
 # ---------------------------------------------------------------------------- ours ---
 
 
-def ours(setup: Setup, kernels: str) -> Callable[[int, float], None]:
+def ours(setup: Setup, kernels: str, sensitivity: str = "fd") -> Callable[[int, float], None]:
     args, device = setup.args, setup.device
     config = UnlearnConfig(kernels=kernels, noise_copies=args.copies, batch_size=args.batch,
-                           lr=0.01, device=device)
+                           lr=0.01, device=device, sensitivity=sensitivity)
     step = DauStep(defender=setup.defender, attacker=setup.attacker,
                    defender_opt=setup.defender_opt, attacker_opt=setup.attacker_opt,
                    config=config, num_classes=CLASSES, noise=NoiseStream(seed=7))
@@ -141,7 +150,7 @@ class Images(Dataset):  # type: ignore[type-arg]
         return x, self.data.labels[i]
 
 
-def reference(setup: Setup) -> Callable[[int, float], None]:
+def reference(setup: Setup, ieee: bool = True) -> Callable[[int, float], None]:
     args, device = setup.args, setup.device
     defender, attacker = setup.defender, setup.attacker
     forget, val = Images(setup.data["forget"], False), Images(setup.data["val"], False)
@@ -157,6 +166,13 @@ def reference(setup: Setup) -> Callable[[int, float], None]:
         return (h - h.mean(0)) / h.std(0)
 
     def one(i: int, beta: float) -> None:
+        # The same precision as ours (dau.numerics): IEEE float32 for a step that builds
+        # the attacker's input; ieee=False keeps torch's defaults (cuDNN convolutions in
+        # TF32 on Ampere+), which is what the reference code runs with.
+        with ieee_float32(ieee):
+            step(beta)
+
+    def step(beta: float) -> None:
         x_f, y_f = (t.to(device) for t in next(iter(DataLoader(forget, args.batch, shuffle=True))))
         x_v, y_v = (t.to(device) for t in next(iter(DataLoader(val, args.batch, shuffle=True))))
         z_f, h_f = defender(x_f)
@@ -187,8 +203,15 @@ def reference(setup: Setup) -> Callable[[int, float], None]:
 CONTENDERS: dict[str, Callable[[Setup], Callable[[int, float], None]]] = {
     "fused": lambda s: ours(s, "fused"),
     "ops-reference": lambda s: ours(s, "reference"),
+    "fused-jvp": lambda s: ours(s, "fused", "jvp"),
     "reference": reference,
+    "reference-tf32": lambda s: reference(s, ieee=False),
 }
+
+
+def contenders(device: str) -> list[str]:
+    """The contenders worth timing on ``device`` (TF32 only exists on CUDA)."""
+    return [name for name in CONTENDERS if device.startswith("cuda") or name != "reference-tf32"]
 
 
 # ------------------------------------------------------------------------ measure ---
@@ -201,7 +224,7 @@ def sync(device: str) -> None:
 
 def time_steps(args: argparse.Namespace, device: str) -> dict[str, float]:
     """Median seconds per adversarial step of each contender, interleaved."""
-    steps = {name: make(Setup(args, device)) for name, make in CONTENDERS.items()}
+    steps = {name: CONTENDERS[name](Setup(args, device)) for name in contenders(device)}
     for one in steps.values():
         one(0, 1.0)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -268,6 +291,12 @@ def memory_child(args: argparse.Namespace) -> None:
     print(peak_rss() - before)
 
 
+def adversarial_steps(one: Callable[[int, float], None]) -> Callable[[], None]:
+    """A closure running the next adversarial step of ``one`` on each call."""
+    steps = iter(range(1, 1_000_000))
+    return lambda: one(next(steps), 1.0)
+
+
 def verdict(ratio: float, goal: float | None) -> str:
     if goal is None:
         return "(no goal)"
@@ -286,6 +315,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=None, help="image side (default 32)")
     parser.add_argument("--channels", type=int, default=None, help="image channels (default 3)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps (default 10)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="also write torch.profiler tables of one adversarial step of "
+                             "ours and of the reference to FILE")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quick = dict(batch=32, width=0.125, size=28, channels=1, repeats=2)
@@ -313,10 +345,14 @@ def main() -> int:
           f"batch {args.batch}, m = {args.copies}, device {device}")
     steps = time_steps(args, device)
     run = time_classwise(args, device)
-    memory = {name: peak_memory(args, device, name) for name in CONTENDERS}
+    memory = {name: peak_memory(args, device, name) for name in contenders(device)}
     rows = [
         ("(3) DAU step, s", steps["fused"], steps["reference"], 1.3 if device == "cpu" else None),
         ("(3) DAU step, --kernels reference, s", steps["ops-reference"], steps["reference"], None),
+        ("(3) DAU step, --sensitivity jvp, s", steps["fused-jvp"], steps["reference"], None),
+        *([("(3) DAU step vs reference in TF32, s", steps["fused"], steps["reference-tf32"], None),
+           ("(3) --sensitivity jvp vs reference in TF32, s", steps["fused-jvp"],
+            steps["reference-tf32"], None)] if "reference-tf32" in steps else []),
         (f"(3) class-wise run ({args.run_steps} steps, stop {args.stop}), s", run["fused"],
          run["reference"], 5.0),
         ("(4) peak memory of a step, MiB", memory["fused"] / 2**20, memory["reference"] / 2**20,
@@ -333,6 +369,13 @@ def main() -> int:
         results.append({"claim": label, "ours": mine, "reference": theirs, "ratio": ratio,
                         "goal": goal, "met": None if goal is None else ratio >= goal})
     print("ratio = reference / ours (> 1: ours is faster or smaller)")
+    if args.profile is not None:
+        args.profile.unlink(missing_ok=True)
+        for name in ("fused", "reference"):
+            write_profiles(args.profile, "(3) DAU step",
+                           {name: adversarial_steps(CONTENDERS[name](Setup(args, device)))},
+                           device)
+        print(f"profiles in {args.profile}")
     if args.json is not None:
         args.json.write_text(json.dumps({"device": device, "args": {
             k: v for k, v in vars(args).items() if k != "json"}, "results": results}, indent=2))

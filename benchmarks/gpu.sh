@@ -6,7 +6,9 @@
 #     PYTHONPATH=python OUT=/some/dir bash benchmarks/gpu.sh
 #
 # Builds the CUDA ops, runs the cuda-marked tests, then the op, masked-SGD and DAU-step
-# benchmarks on cuda and the sensitivity precision measurement; logs and JSON go to
+# benchmarks on cuda (with torch.profiler tables of both sides of every case, so a missed
+# goal comes with where the time goes) and the sensitivity precision measurement; logs,
+# profiles and JSON go to
 # $OUT (default: a temporary directory). Each section has a time limit, a failing
 # section does not stop the others, and the exit status is non-zero if any failed.
 # Budget: under 6 minutes on one H100.
@@ -43,10 +45,12 @@ section build-cuda-ops 130 env DAU_CUDA=1 "$PY" csrc/build_ops.py --out-dir pyth
 section dau-info 30 "$PY" -c "from dau.cli import main; main(['info'])"
 section pytest-cuda 90 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
 if [ -f benchmarks/bench_ops.py ]; then
-    section bench-ops 45 "$PY" benchmarks/bench_ops.py --device cuda --quick --json "$OUT/bench_ops.json"
+    section bench-ops 60 "$PY" benchmarks/bench_ops.py --device cuda --quick --json "$OUT/bench_ops.json" \
+        --profile "$OUT/profile-ops.txt"
 fi
 section bench-masked-sgd 30 "$PY" benchmarks/bench_masked_sgd.py --device cuda --quick
-section bench-step 60 "$PY" benchmarks/bench_step.py --device cuda --repeats 5 --json "$OUT/bench_step.json"
+section bench-step 75 "$PY" benchmarks/bench_step.py --device cuda --repeats 5 --json "$OUT/bench_step.json" \
+    --profile "$OUT/profile-step.txt"
 section sensitivity-precision 30 "$PY" benchmarks/sensitivity_precision.py --device cuda \
     --json "$OUT/sensitivity_precision.json"
 

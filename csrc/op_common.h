@@ -6,6 +6,7 @@
 
 #pragma once
 
+#include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
@@ -73,6 +74,11 @@ inline void check_same_device(
       same_device(t, ref),
       op, ": ", name, " is on ", device_string(t), " but ", ref_name, " is on ",
       device_string(ref));
+}
+
+// t itself when it is contiguous (no dispatcher call), else a contiguous copy.
+inline torch::stable::Tensor contiguous(const torch::stable::Tensor& t) {
+  return t.is_contiguous() ? t : torch::stable::contiguous(t);
 }
 
 template <typename T>

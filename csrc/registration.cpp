@@ -2,9 +2,10 @@
 //
 // The kernels live in cpu/<op>.cpp and cuda/<op>.cu, each file ending with one
 // STABLE_TORCH_LIBRARY_IMPL block for its backend; the fake (meta) kernels are
-// registered from Python (dau/ops/_fake.py) and the pure-PyTorch reference of
-// every op is dau/ops/reference.py. Only the torch stable ABI is used, so one
-// build of libdau_ops.so serves every torch >= 2.10.
+// registered from Python (dau/ops/_fake.py), as are the autograd formulas and
+// the composite kernel of an op made of others (dau/ops/_autograd.py), and the
+// pure-PyTorch reference of every op is dau/ops/reference.py. Only the torch
+// stable ABI is used, so one build of libdau_ops.so serves every torch >= 2.10.
 
 #include <torch/csrc/stable/library.h>
 
@@ -40,12 +41,28 @@ STABLE_TORCH_LIBRARY(dau, m) {
   // cross_correlation_loss: 0-dim sum_i (C_ii - 1)^2 + w sum_{i!=j} C_ij^2 with
   // C = v^T f / rows over the first rows = min(B_v, B_f) rows, standardized
   // per column ((x - mean) / (unbiased std + eps)); 0 when rows < 2.
+  // Composite (dau/ops/_autograd.py): the loss of
+  // cross_correlation_loss_forward, which carries the autograd.
   m.def(
       "cross_correlation_loss(Tensor val_features, Tensor forget_features, "
       "float offdiag_weight, float eps) -> Tensor");
-  // cross_correlation_loss_backward: (grad_val_features, grad_forget_features)
-  // of cross_correlation_loss given the gradient of its 0-dim output.
+  // cross_correlation_loss_forward: the loss and what its backward reuses,
+  // all in the compute dtype (float64 for float64 features, else float32):
+  // v [rows, D_v] and f [rows, D_f] standardized, stats [2 D_v + 2 D_f + K]
+  // (per column of v, then of f: 1 / (std + eps) and 1 / ((rows - 1) std),
+  // 0 for std = 0; then d_i = (v^T f)_ii, i < K = min(D_v, D_f)), and the
+  // products: a = v^T f [D_v, D_f] with b empty [0, 0] when
+  // 3 D_v D_f <= 2 rows (D_v + D_f), else the Gram matrices a = v v^T and
+  // b = f f^T [rows, rows].
   m.def(
-      "cross_correlation_loss_backward(Tensor grad, Tensor val_features, "
-      "Tensor forget_features, float offdiag_weight, float eps) -> (Tensor, Tensor)");
+      "cross_correlation_loss_forward(Tensor val_features, Tensor forget_features, "
+      "float offdiag_weight, float eps) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // cross_correlation_loss_backward: (grad_val_features [val_rows, D_v],
+  // grad_forget_features [forget_rows, D_f], of grad's dtype) given the
+  // gradient of the 0-dim loss and v, f, stats, a, b of
+  // cross_correlation_loss_forward.
+  m.def(
+      "cross_correlation_loss_backward(Tensor grad, Tensor v, Tensor f, Tensor stats, "
+      "Tensor a, Tensor b, int val_rows, int forget_rows, float offdiag_weight) "
+      "-> (Tensor, Tensor)");
 }

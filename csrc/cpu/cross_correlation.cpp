@@ -1,13 +1,15 @@
-// CPU kernels of torch.ops.dau.cross_correlation_loss and its backward
-// (schemas in ../registration.cpp; the computation is laid out in
-// ../cross_correlation_common.h).
+// CPU kernels of torch.ops.dau.cross_correlation_loss_forward and
+// cross_correlation_loss_backward (schemas in ../registration.cpp; the
+// computation is laid out in ../cross_correlation_common.h).
 //
 // The matrix products go through torch's matmul (BLAS, multi-threaded by
 // torch); every other stage is one pass here: the standardization writes the
 // standardized matrix and its per-column statistics, the loss is one
-// reduction of M (or of the two Gram matrices) in float64, and each input's
-// gradient is two passes over its rows (the column sums the backward of the
-// standardization needs, then the gradient itself), with no temporaries.
+// reduction of M (or of the two Gram matrices) in float64 with independent
+// partial sums, and each input's gradient is two passes over its rows (the
+// column sums the backward of the standardization needs, then the gradient
+// itself), with no temporaries. The column-wise passes split the columns
+// among torch's threads when the matrix is large enough.
 
 #include "../cross_correlation_common.h"
 #include "cpu_common.h"
@@ -18,6 +20,7 @@
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <tuple>
@@ -40,42 +43,77 @@ void dispatch_compute(ScalarType dtype, const F& f) {
   }
 }
 
+// Column ranges of a [rows, cols] matrix go to torch's thread pool when each
+// holds at least this many elements (every column is reduced by one thread,
+// in a fixed order, so the results do not depend on the thread count).
+constexpr int64_t kGrainElements = int64_t{1} << 15;
+
+// Calls f(c0, c1) over ranges of [0, cols), in parallel when worthwhile.
+template <typename F>
+void for_column_ranges(int64_t rows, int64_t cols, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(rows, 1));
+  torch::stable::parallel_for(0, cols, grain, f);
+}
+
 template <typename T>
 void standardize_impl(const T* x, T* out, T* stats, int64_t n, int64_t cols, double eps) {
-  std::vector<double> mean(static_cast<size_t>(cols), 0.0);
-  std::vector<double> sq(static_cast<size_t>(cols), 0.0);
-  for (int64_t b = 0; b < n; ++b) {
-    const T* __restrict__ row = x + b * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      mean[i] += static_cast<double>(row[i]);
+  for_column_ranges(n, cols, [&](int64_t c0, int64_t c1) {
+    const int64_t width = c1 - c0;
+    std::vector<double> mean(static_cast<size_t>(width), 0.0);
+    std::vector<double> sq(static_cast<size_t>(width), 0.0);
+    double* __restrict__ mp = mean.data();
+    double* __restrict__ sp = sq.data();
+    for (int64_t b = 0; b < n; ++b) {
+      const T* __restrict__ row = x + b * cols + c0;
+      for (int64_t i = 0; i < width; ++i) {
+        mp[i] += static_cast<double>(row[i]);
+      }
+    }
+    for (int64_t i = 0; i < width; ++i) {
+      mp[i] /= static_cast<double>(n);
+    }
+    for (int64_t b = 0; b < n; ++b) {
+      const T* __restrict__ row = x + b * cols + c0;
+      for (int64_t i = 0; i < width; ++i) {
+        const double c = static_cast<double>(row[i]) - mp[i];
+        sp[i] += c * c;
+      }
+    }
+    std::vector<T> center(static_cast<size_t>(width));
+    T* __restrict__ cp = center.data();
+    T* __restrict__ inv_t = stats + c0;
+    T* __restrict__ coef = stats + cols + c0;
+    for (int64_t i = 0; i < width; ++i) {
+      const double s = std::sqrt(sp[i] / static_cast<double>(n - 1));
+      cp[i] = static_cast<T>(mp[i]);
+      inv_t[i] = static_cast<T>(1.0 / (s + eps));
+      coef[i] = s > 0.0 ? static_cast<T>(1.0 / (static_cast<double>(n - 1) * s)) : T(0);
+    }
+    for (int64_t b = 0; b < n; ++b) {
+      const T* __restrict__ row = x + b * cols + c0;
+      T* __restrict__ dst = out + b * cols + c0;
+      for (int64_t i = 0; i < width; ++i) {
+        dst[i] = (row[i] - cp[i]) * inv_t[i];
+      }
+    }
+  });
+}
+
+// sum_i a_i b_i in float64, with independent partial sums (a fixed order).
+template <typename T>
+double product_sum(const T* __restrict__ a, const T* __restrict__ b, int64_t count) {
+  constexpr int64_t kLanes = 8;
+  double part[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      part[j] += static_cast<double>(a[i + j]) * static_cast<double>(b[i + j]);
     }
   }
-  for (int64_t i = 0; i < cols; ++i) {
-    mean[i] /= static_cast<double>(n);
+  for (; i < count; ++i) {
+    part[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
   }
-  for (int64_t b = 0; b < n; ++b) {
-    const T* __restrict__ row = x + b * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      const double c = static_cast<double>(row[i]) - mean[i];
-      sq[i] += c * c;
-    }
-  }
-  std::vector<T> center(static_cast<size_t>(cols));
-  T* __restrict__ inv_t = stats;
-  T* __restrict__ coef = stats + cols;
-  for (int64_t i = 0; i < cols; ++i) {
-    const double s = std::sqrt(sq[i] / static_cast<double>(n - 1));
-    center[i] = static_cast<T>(mean[i]);
-    inv_t[i] = static_cast<T>(1.0 / (s + eps));
-    coef[i] = s > 0.0 ? static_cast<T>(1.0 / (static_cast<double>(n - 1) * s)) : T(0);
-  }
-  for (int64_t b = 0; b < n; ++b) {
-    const T* __restrict__ row = x + b * cols;
-    T* __restrict__ dst = out + b * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      dst[i] = (row[i] - center[i]) * inv_t[i];
-    }
-  }
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 template <typename T, typename O>
@@ -95,62 +133,72 @@ void input_gradient_impl(
     O* out) {
   const double dn = static_cast<double>(n);
   const T c1 = static_cast<T>(2.0 * g * w / (dn * dn));
-  std::vector<T> c2(static_cast<size_t>(cols), T(0));
-  for (int64_t i = 0; i < k; ++i) {
-    c2[i] = static_cast<T>((2.0 * g / dn) * ((1.0 - w) * d[i] / dn - 1.0));
-  }
-  std::vector<T> sum_g(static_cast<size_t>(cols), T(0));
-  std::vector<T> sum_gv(static_cast<size_t>(cols), T(0));
-  const T* __restrict__ c2p = c2.data();
   const int64_t shared = std::min(cols, other_cols);
   // The gradient w.r.t. the standardized matrix, recomputed in each pass:
-  // gy_bi = c1 a_bi + c2_i other_bi (c2_i = 0 for i >= k).
-  for (int64_t b = 0; b < n; ++b) {
-    const T* __restrict__ ar = a + b * cols;
-    const T* __restrict__ orow = other + b * other_cols;
-    const T* __restrict__ srow = self + b * cols;
+  // gy_bi = c1 a_bi + c2_i other_bi (c2_i = 0 for i >= k, and no other_bi
+  // for i >= shared).
+  for_column_ranges(n, cols, [&](int64_t c0, int64_t c1_end) {
+    const int64_t width = c1_end - c0;
+    const int64_t paired = std::max<int64_t>(0, std::min(shared, c1_end) - c0);
+    std::vector<T> c2(static_cast<size_t>(width), T(0));
+    for (int64_t i = 0; i < width && c0 + i < k; ++i) {
+      c2[i] = static_cast<T>((2.0 * g / dn) * ((1.0 - w) * d[c0 + i] / dn - 1.0));
+    }
+    std::vector<T> sum_g(static_cast<size_t>(width), T(0));
+    std::vector<T> sum_gv(static_cast<size_t>(width), T(0));
+    const T* __restrict__ c2p = c2.data();
     T* __restrict__ sg = sum_g.data();
     T* __restrict__ sgv = sum_gv.data();
-    for (int64_t i = 0; i < shared; ++i) {
-      const T gy = c1 * ar[i] + c2p[i] * orow[i];
-      sg[i] += gy;
-      sgv[i] += gy * srow[i];
+    for (int64_t b = 0; b < n; ++b) {
+      const T* __restrict__ ar = a + b * cols + c0;
+      const T* __restrict__ orow = other + b * other_cols + c0;
+      const T* __restrict__ srow = self + b * cols + c0;
+      for (int64_t i = 0; i < paired; ++i) {
+        const T gy = c1 * ar[i] + c2p[i] * orow[i];
+        sg[i] += gy;
+        sgv[i] += gy * srow[i];
+      }
+      for (int64_t i = paired; i < width; ++i) {
+        const T gy = c1 * ar[i];
+        sg[i] += gy;
+        sgv[i] += gy * srow[i];
+      }
     }
-    for (int64_t i = shared; i < cols; ++i) {
-      const T gy = c1 * ar[i];
-      sg[i] += gy;
-      sgv[i] += gy * srow[i];
+    const T* __restrict__ inv_t = stats + c0;
+    const T* __restrict__ coef = stats + cols + c0;
+    for (int64_t i = 0; i < width; ++i) {
+      sg[i] = sg[i] / static_cast<T>(n);  // the mean of gy
+      sgv[i] = sgv[i] * coef[i];
     }
-  }
-  const T* __restrict__ inv_t = stats;
-  const T* __restrict__ coef = stats + cols;
-  std::vector<T> mean_g(static_cast<size_t>(cols));
-  std::vector<T> scale_v(static_cast<size_t>(cols));
-  for (int64_t i = 0; i < cols; ++i) {
-    mean_g[i] = sum_g[i] / static_cast<T>(n);
-    scale_v[i] = sum_gv[i] * coef[i];
-  }
-  const T* __restrict__ mg = mean_g.data();
-  const T* __restrict__ sv = scale_v.data();
-  for (int64_t b = 0; b < n; ++b) {
-    const T* __restrict__ ar = a + b * cols;
-    const T* __restrict__ orow = other + b * other_cols;
-    const T* __restrict__ srow = self + b * cols;
-    O* __restrict__ dst = out + b * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      const T gy = c1 * ar[i] + (i < shared ? c2p[i] * orow[i] : T(0));
-      dst[i] = static_cast<O>((gy - mg[i]) * inv_t[i] - srow[i] * sv[i]);
+    for (int64_t b = 0; b < n; ++b) {
+      const T* __restrict__ ar = a + b * cols + c0;
+      const T* __restrict__ orow = other + b * other_cols + c0;
+      const T* __restrict__ srow = self + b * cols + c0;
+      O* __restrict__ dst = out + b * cols + c0;
+      for (int64_t i = 0; i < paired; ++i) {
+        const T gy = c1 * ar[i] + c2p[i] * orow[i];
+        dst[i] = static_cast<O>((gy - sg[i]) * inv_t[i] - srow[i] * sgv[i]);
+      }
+      for (int64_t i = paired; i < width; ++i) {
+        const T gy = c1 * ar[i];
+        dst[i] = static_cast<O>((gy - sg[i]) * inv_t[i] - srow[i] * sgv[i]);
+      }
     }
-  }
-  for (int64_t idx = n * cols; idx < total_rows * cols; ++idx) {
-    out[idx] = O(0);
-  }
+  });
+  std::fill(out + n * cols, out + total_rows * cols, O(0));
 }
 
 struct CpuBackend {
+  struct Guard {
+    explicit Guard(const Tensor&) {}
+  };
+
+  static void check_device(const char* op, const char* name, const Tensor& t) {
+    STD_TORCH_CHECK(t.is_cpu(), op, ": the CPU kernel got ", name, " on ", device_string(t));
+  }
+
   static Tensor standardize(const Tensor& x, double eps, Tensor& stats) {
     Tensor out = torch::stable::new_empty(x, {x.size(0), x.size(1)});
-    stats = torch::stable::new_empty(x, {2, x.size(1)});
     dispatch_compute(x.scalar_type(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       standardize_impl<T>(
@@ -169,30 +217,29 @@ struct CpuBackend {
       const T* fp = f.const_data_ptr<T>();
       const int64_t dv = v.size(1);
       const int64_t df = f.size(1);
-      for (int64_t b = 0; b < v.size(0); ++b) {
-        const T* __restrict__ vr = vp + b * dv;
-        const T* __restrict__ fr = fp + b * df;
-        for (int64_t i = 0; i < k; ++i) {
-          dp[i] += static_cast<double>(vr[i]) * static_cast<double>(fr[i]);
+      for_column_ranges(v.size(0), k, [&](int64_t c0, int64_t c1) {
+        for (int64_t b = 0; b < v.size(0); ++b) {
+          const T* __restrict__ vr = vp + b * dv;
+          const T* __restrict__ fr = fp + b * df;
+          for (int64_t i = c0; i < c1; ++i) {
+            dp[i] += static_cast<double>(vr[i]) * static_cast<double>(fr[i]);
+          }
         }
-      }
+      });
     });
     return d;
   }
 
   static Tensor loss(
       const Tensor& a, const Tensor& b, const Tensor& d, int64_t n, double w, ScalarType dtype) {
-    const Tensor ac = torch::stable::contiguous(a);
-    const Tensor bc = b.defined() ? torch::stable::contiguous(b) : ac;
+    const Tensor ac = dau::ops::contiguous(a);
+    const Tensor bc = b.defined() ? dau::ops::contiguous(b) : ac;
     double s = 0.0;
     dispatch_compute(ac.scalar_type(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* __restrict__ ap = ac.const_data_ptr<T>();
       const T* __restrict__ bp = bc.const_data_ptr<T>();
-      const int64_t count = ac.numel();
-      for (int64_t i = 0; i < count; ++i) {
-        s += static_cast<double>(ap[i]) * static_cast<double>(bp[i]);
-      }
+      s = product_sum(ap, bp, ac.numel());
     });
     const double dn = static_cast<double>(n);
     const double* dp = d.const_data_ptr<double>();
@@ -223,7 +270,7 @@ struct CpuBackend {
       double w,
       Tensor& out) {
     const double g = *torch::stable::to(grad, ScalarType::Double).const_data_ptr<double>();
-    const Tensor ac = torch::stable::contiguous(a);
+    const Tensor ac = dau::ops::contiguous(a);
     dispatch_compute(self.scalar_type(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       cpu::dispatch_float(out.scalar_type(), kOpName, [&](auto out_tag) {
@@ -239,40 +286,16 @@ struct CpuBackend {
   static constexpr const char* kOpName = "cross_correlation_loss";
 };
 
-void check_cpu(const char* op, const Tensor& val) {
-  STD_TORCH_CHECK(
-      val.is_cpu(), op, ": the CPU kernel got val_features on ", device_string(val));
-}
-
 } // namespace
-
-Tensor cross_correlation_loss_cpu(
-    const Tensor& val_features, const Tensor& forget_features, double offdiag_weight, double eps) {
-  cross_correlation::check_arguments(
-      cross_correlation::kOp, val_features, forget_features, offdiag_weight, eps);
-  check_cpu(cross_correlation::kOp, val_features);
-  return cross_correlation::loss<CpuBackend>(val_features, forget_features, offdiag_weight, eps);
-}
-
-std::tuple<Tensor, Tensor> cross_correlation_loss_backward_cpu(
-    const Tensor& grad,
-    const Tensor& val_features,
-    const Tensor& forget_features,
-    double offdiag_weight,
-    double eps) {
-  cross_correlation::check_arguments(
-      cross_correlation::kBackwardOp, val_features, forget_features, offdiag_weight, eps);
-  cross_correlation::check_grad(grad, val_features);
-  check_cpu(cross_correlation::kBackwardOp, val_features);
-  return cross_correlation::backward<CpuBackend>(
-      grad, val_features, forget_features, offdiag_weight, eps);
-}
 
 } // namespace dau::ops
 
 STABLE_TORCH_LIBRARY_IMPL(dau, CPU, m) {
-  m.impl("cross_correlation_loss", TORCH_BOX(&dau::ops::cross_correlation_loss_cpu));
+  using dau::ops::CpuBackend;
+  m.impl(
+      "cross_correlation_loss_forward",
+      TORCH_BOX(&dau::ops::cross_correlation::forward<CpuBackend>));
   m.impl(
       "cross_correlation_loss_backward",
-      TORCH_BOX(&dau::ops::cross_correlation_loss_backward_cpu));
+      TORCH_BOX(&dau::ops::cross_correlation::backward<CpuBackend>));
 }

@@ -1,6 +1,6 @@
-// CUDA kernels of torch.ops.dau.cross_correlation_loss and its backward
-// (schemas in ../registration.cpp; the computation is laid out in
-// ../cross_correlation_common.h).
+// CUDA kernels of torch.ops.dau.cross_correlation_loss_forward and
+// cross_correlation_loss_backward (schemas in ../registration.cpp; the
+// computation is laid out in ../cross_correlation_common.h).
 //
 // The matrix products go through torch's matmul (cuBLAS, on the current
 // stream, honouring torch's TF32 setting); the other stages are kernels here:
@@ -176,9 +176,17 @@ unsigned int column_blocks(int64_t cols) {
 struct CudaBackend {
   static constexpr const char* kOpName = "cross_correlation_loss";
 
+  struct Guard {
+    explicit Guard(const Tensor& t) : guard(t.get_device_index()) {}
+    torch::stable::accelerator::DeviceGuard guard;
+  };
+
+  static void check_device(const char* op, const char* name, const Tensor& t) {
+    STD_TORCH_CHECK(t.is_cuda(), op, ": the CUDA kernel got ", name, " on ", device_string(t));
+  }
+
   static Tensor standardize(const Tensor& x, double eps, Tensor& stats) {
     Tensor out = torch::stable::new_empty(x, {x.size(0), x.size(1)});
-    stats = torch::stable::new_empty(x, {2, x.size(1)});
     const cudaStream_t stream = cuda::current_stream(x.get_device_index());
     dispatch_compute(x.scalar_type(), [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -205,8 +213,8 @@ struct CudaBackend {
 
   static Tensor loss(
       const Tensor& a, const Tensor& b, const Tensor& d, int64_t n, double w, ScalarType dtype) {
-    const Tensor ac = torch::stable::contiguous(a);
-    const Tensor bc = b.defined() ? torch::stable::contiguous(b) : ac;
+    const Tensor ac = dau::ops::contiguous(a);
+    const Tensor bc = b.defined() ? dau::ops::contiguous(b) : ac;
     Tensor scratch = torch::stable::new_zeros(d, {1}, ScalarType::Double);
     Tensor out = torch::stable::new_empty(ac, std::vector<int64_t>{}, dtype);
     const cudaStream_t stream = cuda::current_stream(a.get_device_index());
@@ -240,7 +248,7 @@ struct CudaBackend {
       double w,
       Tensor& out) {
     const Tensor g = torch::stable::to(grad, ScalarType::Double);
-    const Tensor ac = torch::stable::contiguous(a);
+    const Tensor ac = dau::ops::contiguous(a);
     const cudaStream_t stream = cuda::current_stream(self.get_device_index());
     dispatch_compute(self.scalar_type(), [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -260,43 +268,16 @@ struct CudaBackend {
   }
 };
 
-void check_cuda(const char* op, const Tensor& val) {
-  STD_TORCH_CHECK(
-      val.is_cuda(), op, ": the CUDA kernel got val_features on ", device_string(val));
-}
-
 } // namespace
-
-Tensor cross_correlation_loss_cuda(
-    const Tensor& val_features, const Tensor& forget_features, double offdiag_weight, double eps) {
-  cross_correlation::check_arguments(
-      cross_correlation::kOp, val_features, forget_features, offdiag_weight, eps);
-  check_cuda(cross_correlation::kOp, val_features);
-  const torch::stable::accelerator::DeviceGuard guard(val_features.get_device_index());
-  return cross_correlation::loss<CudaBackend>(
-      val_features, forget_features, offdiag_weight, eps);
-}
-
-std::tuple<Tensor, Tensor> cross_correlation_loss_backward_cuda(
-    const Tensor& grad,
-    const Tensor& val_features,
-    const Tensor& forget_features,
-    double offdiag_weight,
-    double eps) {
-  cross_correlation::check_arguments(
-      cross_correlation::kBackwardOp, val_features, forget_features, offdiag_weight, eps);
-  cross_correlation::check_grad(grad, val_features);
-  check_cuda(cross_correlation::kBackwardOp, val_features);
-  const torch::stable::accelerator::DeviceGuard guard(val_features.get_device_index());
-  return cross_correlation::backward<CudaBackend>(
-      grad, val_features, forget_features, offdiag_weight, eps);
-}
 
 } // namespace dau::ops
 
 STABLE_TORCH_LIBRARY_IMPL(dau, CUDA, m) {
-  m.impl("cross_correlation_loss", TORCH_BOX(&dau::ops::cross_correlation_loss_cuda));
+  using dau::ops::CudaBackend;
+  m.impl(
+      "cross_correlation_loss_forward",
+      TORCH_BOX(&dau::ops::cross_correlation::forward<CudaBackend>));
   m.impl(
       "cross_correlation_loss_backward",
-      TORCH_BOX(&dau::ops::cross_correlation_loss_backward_cuda));
+      TORCH_BOX(&dau::ops::cross_correlation::backward<CudaBackend>));
 }

@@ -41,7 +41,8 @@ namespace {
 
 constexpr int kMaxTensors = 24;    // tensors per launch
 constexpr int kMaxBlocks = 320;    // blocks per launch
-constexpr int kThreads = 256;      // threads per block
+constexpr int kThreads = 512;      // threads per block
+constexpr int kIlp = 4;            // elements per thread and round
 constexpr int64_t kChunk = 65536;  // elements per block
 
 enum MomentumPhase : int { kNoMomentum = 0, kFirstStep = 1, kRunning = 2 };
@@ -81,8 +82,13 @@ __device__ __forceinline__ bool is_active(T m) {
 }
 
 // One block updates elements [chunk * kChunk, (chunk + 1) * kChunk) of one
-// tensor. The flags in `hyper` are the same for every thread, so their
-// branches do not diverge.
+// tensor. Each thread takes kIlp elements per round, kThreads apart (so a
+// warp's accesses stay coalesced), and issues all their loads -- mask, param,
+// grad, buffer -- before any arithmetic: the mask is not waited for before
+// the other loads, so a round costs one memory latency, not two, and kIlp
+// elements are in flight per thread. Stores are predicated on the mask, so a
+// masked-out param is never written (it keeps its exact bits). The flags in
+// `hyper` are the same for every thread, so their branches do not diverge.
 template <typename scalar_t, typename mask_t>
 __global__ void __launch_bounds__(kThreads)
     masked_sgd_kernel(const LaunchArgs args, const Hyper hyper) {
@@ -102,29 +108,49 @@ __global__ void __launch_bounds__(kThreads)
   const acc_t weight_decay = static_cast<acc_t>(hyper.weight_decay);
   const bool decay = hyper.weight_decay != 0.0;
 
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    const bool active = mask == nullptr || is_active(mask[i]);
-    if (!active) {
-      // The param keeps its exact bits; the momentum buffer is cleared.
-      if (hyper.phase != kNoMomentum) {
-        buffer[i] = from_acc<scalar_t>(acc_t(0));
+  for (int64_t base = begin + threadIdx.x; base < end; base += int64_t{kThreads} * kIlp) {
+    acc_t p[kIlp];
+    acc_t g[kIlp];
+    acc_t b[kIlp];
+    bool active[kIlp];
+#pragma unroll
+    for (int k = 0; k < kIlp; ++k) {
+      const int64_t i = base + int64_t{k} * kThreads;
+      active[k] = false;
+      p[k] = g[k] = b[k] = acc_t(0);
+      if (i < end) {
+        active[k] = mask == nullptr || is_active(mask[i]);
+        p[k] = to_acc(param[i]);
+        g[k] = to_acc(grad[i]);
+        if (hyper.phase == kRunning) {
+          b[k] = to_acc(buffer[i]);
+        }
       }
-      continue;
     }
-    const acc_t p = to_acc(param[i]);
-    acc_t g = to_acc(grad[i]);
-    if (hyper.maximize) {
-      g = -g;
+#pragma unroll
+    for (int k = 0; k < kIlp; ++k) {
+      const int64_t i = base + int64_t{k} * kThreads;
+      if (i >= end) {
+        continue;
+      }
+      if (!active[k]) {
+        // The param keeps its exact bits; the momentum buffer is cleared.
+        if (hyper.phase != kNoMomentum) {
+          buffer[i] = from_acc<scalar_t>(acc_t(0));
+        }
+        continue;
+      }
+      acc_t d = hyper.maximize ? -g[k] : g[k];
+      if (decay) {
+        d = d + weight_decay * p[k];
+      }
+      if (hyper.phase != kNoMomentum) {
+        const acc_t m = hyper.phase == kFirstStep ? d : momentum * b[k] + keep * d;
+        buffer[i] = from_acc<scalar_t>(m);
+        d = hyper.nesterov ? d + momentum * m : m;
+      }
+      param[i] = from_acc<scalar_t>(p[k] - lr * d);
     }
-    if (decay) {
-      g = g + weight_decay * p;
-    }
-    if (hyper.phase != kNoMomentum) {
-      const acc_t b = hyper.phase == kFirstStep ? g : momentum * to_acc(buffer[i]) + keep * g;
-      buffer[i] = from_acc<scalar_t>(b);
-      g = hyper.nesterov ? g + momentum * b : b;
-    }
-    param[i] = from_acc<scalar_t>(p - lr * g);
   }
 }
 

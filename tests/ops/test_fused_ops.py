@@ -5,6 +5,9 @@ torch.compile, determinism and statistics of the noise, edge cases, bad inputs."
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -208,7 +211,10 @@ def sensitivity_case(
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
-@pytest.mark.parametrize(("batch", "classes", "m"), [(5, 4, 3), (1, 10, 1), (8, 100, 2)])
+# The last three span several blocks of rows (and threads) of the CPU kernels.
+@pytest.mark.parametrize(("batch", "classes", "m"),
+                         [(5, 4, 3), (1, 10, 1), (8, 100, 2), (300, 10, 3), (40, 1000, 2),
+                          (3, 2100, 1)])
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_sensitivity_features_matches_reference(
     device: str, dtype: torch.dtype, batch: int, classes: int, m: int, contiguous: bool
@@ -297,8 +303,10 @@ def test_sensitivity_features_bad_inputs(kernels: str) -> None:
 # ----------------------------------------------------- cross_correlation_loss ---
 
 # (B_v, B_f, D_v, D_f): equal and unequal batches and widths; small widths
-# (computed through M) and wide ones (through the Gram matrices).
-CC_SHAPES = [(6, 6, 4, 4), (9, 7, 5, 3), (7, 9, 3, 6), (5, 5, 40, 40), (8, 6, 30, 20)]
+# (computed through M) and wide ones (through the Gram matrices); the last two
+# are large enough for the CPU kernels to split their columns among threads.
+CC_SHAPES = [(6, 6, 4, 4), (9, 7, 5, 3), (7, 9, 3, 6), (5, 5, 40, 40), (8, 6, 30, 20),
+             (300, 290, 150, 120), (130, 140, 300, 260)]
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
@@ -390,8 +398,13 @@ def test_cross_correlation_loss_opcheck_script_compile() -> None:
     opcheck(torch.ops.dau.cross_correlation_loss.default, (val, forget, 0.1, 1e-5))
     opcheck(torch.ops.dau.cross_correlation_loss.default,
             (val.clone().requires_grad_(), forget.clone().requires_grad_(), 0.1, 1e-5))
-    opcheck(torch.ops.dau.cross_correlation_loss_backward.default,
-            (torch.tensor(1.5, dtype=torch.float64), val, forget, 0.1, 1e-5))
+    for args in [(val, forget), (randn(6, 40, dtype=torch.float64), randn(7, 30, seed=2,
+                                                                             dtype=torch.float64))]:
+        opcheck(torch.ops.dau.cross_correlation_loss_forward.default, (*args, 0.1, 1e-5))
+        saved = torch.ops.dau.cross_correlation_loss_forward(*args, 0.1, 1e-5)[1:]
+        opcheck(torch.ops.dau.cross_correlation_loss_backward.default,
+                (torch.tensor(1.5, dtype=torch.float64), *saved, args[0].shape[0],
+                 args[1].shape[0], 0.1))
 
     def f(a: Tensor, b: Tensor) -> Tensor:
         return torch.ops.dau.cross_correlation_loss(a, b, 0.1, 1e-5)
@@ -400,6 +413,72 @@ def test_cross_correlation_loss_opcheck_script_compile() -> None:
     assert torch.equal(torch.jit.script(f)(val, forget), expected)
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(val, forget), expected)
+    v, fg = val.clone().requires_grad_(), forget.clone().requires_grad_()
+    grads = torch.autograd.grad(compiled(v, fg), (v, fg))
+    for got, want in zip(grads, torch.autograd.grad(f(v, fg), (v, fg)), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize(("rows", "width"), [(6, 4), (5, 40)])  # through M, the Gram matrices
+def test_ops_called_directly_have_the_wrappers_gradients(rows: int, width: int) -> None:
+    """torch.ops.dau.* differentiate through the dispatcher's autograd kernel, the
+    typed wrappers through their own autograd.Function: the same formulas."""
+    val, forget = randn(rows, width, dtype=torch.float64), randn(rows + 1, width, seed=1,
+                                                                 dtype=torch.float64)
+    logits, noisy, labels = sensitivity_case(rows, width, 2, torch.float64, "cpu")
+    grad = randn(rows, 3 * width, dtype=torch.float64, seed=2)
+    calls: list[tuple[Callable[..., Tensor], Callable[..., Tensor], tuple[Tensor, ...]]] = [
+        (lambda a, b: torch.ops.dau.cross_correlation_loss(a, b, 0.2, 1e-5),
+         lambda a, b: dau.ops.cross_correlation_loss(a, b, 0.2, 1e-5), (val, forget)),
+        (lambda a, b: torch.ops.dau.sensitivity_features(a, b, labels, 0.5, width) * grad,
+         lambda a, b: dau.ops.sensitivity_features(a, b, labels, 0.5, width) * grad,
+         (logits, noisy)),
+    ]
+    for direct, wrapped, inputs in calls:
+        results = []
+        for fn in (direct, wrapped):
+            leaves = [t.clone().requires_grad_() for t in inputs]
+            out = fn(*leaves).sum()
+            results.append((out, *torch.autograd.grad(out, leaves)))
+        for a, b in zip(*results, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_typed_wrappers_compile_with_their_gradients() -> None:
+    val, forget = randn(8, 6, dtype=torch.float64), randn(8, 6, dtype=torch.float64, seed=1)
+    logits, noisy, labels = sensitivity_case(4, 3, 2, torch.float64, "cpu")
+
+    def f(*xs: Tensor) -> Tensor:
+        return (dau.ops.cross_correlation_loss(xs[0], xs[1], 0.1, 1e-5)
+                + dau.ops.sensitivity_features(xs[2], xs[3], labels, 0.5, 3).square().sum()
+                + dau.ops.noisy_replicate(xs[0], 2, 0.5, 7, 0).square().sum())
+
+    leaves = [t.clone().requires_grad_() for t in (val, forget, logits, noisy)]
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    got, want = compiled(*leaves), f(*leaves)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad(got, leaves), torch.autograd.grad(want, leaves),
+                    strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_cross_correlation_loss_backward_bad_saved_tensors() -> None:
+    val, forget = randn(6, 4, dtype=torch.float64), randn(5, 4, dtype=torch.float64, seed=1)
+    grad = torch.tensor(1.0, dtype=torch.float64)
+    v, f, stats, a, b = torch.ops.dau.cross_correlation_loss_forward(val, forget, 0.1, 1e-5)[1:]
+    backward = torch.ops.dau.cross_correlation_loss_backward
+    cases: list[tuple[tuple[Any, ...], str]] = [
+        ((grad, v, f, stats[:-1], a, b, 6, 5, 0.1), "stats must be"),
+        ((grad, v, f, stats, a.T[:2], b, 6, 5, 0.1), "a must be"),
+        ((grad, v, f, stats, a, b, 6, 6, 0.1), r"min\(val_rows, forget_rows\)"),
+        ((grad, v, f[:4], stats, a, b, 6, 5, 0.1), "as many rows"),
+        ((grad.float(), v, f, stats, a, b, 6, 5, 0.1), "v has dtype"),
+        ((torch.ones(2, dtype=torch.float64), v, f, stats, a, b, 6, 5, 0.1), "one value"),
+        ((grad, v, f, stats, a, b, 6, 5, float("nan")), "offdiag_weight must be finite"),
+    ]
+    for args, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            backward(*args)
 
 
 @pytest.mark.parametrize("kernels", ["fused", "reference"])
@@ -423,14 +502,24 @@ def test_cross_correlation_loss_bad_inputs(kernels: str) -> None:
 
 @pytest.mark.cuda
 @CUDA
-def test_cuda_sensitivity_features_rejects_bad_labels() -> None:
+def test_cuda_sensitivity_features_asserts_on_bad_labels() -> None:
+    # A device-side assertion ends the CUDA context, so it runs in a child process.
+    code = (
+        "import torch, dau.ops\n"
+        "lg = torch.randn(256, 10, device='cuda')\n"
+        "nz = torch.randn(2560, 10, device='cuda')\n"
+        "out = dau.ops.sensitivity_features(lg, nz, torch.full((256,), 10, device='cuda'), 0.1, 10)\n"
+        "torch.cuda.synchronize()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert child.returncode != 0
+    assert "label out of range" in child.stderr or "device-side assert" in child.stderr
+    # this process's device is untouched
     logits, noisy, _ = sensitivity_case(256, 10, 10, torch.float32, "cuda")
-    lg, nz = logits.requires_grad_(), noisy.requires_grad_()
-    with pytest.raises(RuntimeError, match="label 10 is out of range"):
-        dau.ops.sensitivity_features(lg, nz, torch.full((256,), 10, device="cuda"), 0.1, 10)
-    # the device still works after the error
-    out = dau.ops.sensitivity_features(lg, nz, torch.zeros(256, dtype=torch.long, device="cuda"),
-                                       0.1, 10)
+    out = dau.ops.sensitivity_features(logits, noisy, torch.zeros(256, dtype=torch.long,
+                                                                  device="cuda"), 0.1, 10)
     assert torch.isfinite(out).all()
 
 

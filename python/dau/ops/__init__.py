@@ -39,7 +39,9 @@ Ops:
                                float offdiag_weight, float eps) -> Tensor
 
 The last three are differentiable (their backward passes are ops too:
-``sensitivity_features_backward``, ``cross_correlation_loss_backward``).
+``sensitivity_features_backward``, ``cross_correlation_loss_backward``;
+``cross_correlation_loss`` is the loss of ``cross_correlation_loss_forward``,
+which also returns what its backward reuses).
 
 To call ``torch.ops.dau.masked_sgd_`` (or any op) directly (TorchScript, ``torch.compile``),
 call :func:`load` first.
@@ -53,7 +55,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from dau.ops import _library, reference
+from dau.ops import _autograd, _library, reference
 
 __all__ = [
     "Kernels",
@@ -214,7 +216,7 @@ def noisy_replicate(
     if kernels == "reference":
         return reference.noisy_replicate(x, m, sigma, seed, offset)
     _library.require_device(x.device, "noisy_replicate")
-    return torch.ops.dau.noisy_replicate(x, m, sigma, _int64(seed), offset)
+    return _autograd.call("noisy_replicate", x, m, sigma, _int64(seed), offset)
 
 
 def sensitivity_features(
@@ -235,22 +237,18 @@ def sensitivity_features(
 
     Raises:
         RuntimeError: bad shapes or dtypes (labels must be int64),
-            ``num_classes != C``, a label outside ``[0, C)``, ``sigma <= 0``.
+            ``num_classes != C``, ``sigma <= 0``; on the CPU also a label
+            outside ``[0, C)``. On CUDA such a label is a device-side
+            assertion, as in torch's ``one_hot`` and ``cross_entropy``: a
+            host-side check would synchronise the device on every call.
     """
     check_kernels(kernels)
     sigma, num_classes = float(sigma), int(num_classes)
     if kernels == "reference":
         return reference.sensitivity_features(logits, noisy_logits, labels, sigma, num_classes)
     _library.require_device(logits.device, "sensitivity_features")
-    if labels.is_cuda and labels.numel() and not labels.dtype.is_floating_point:
-        # Checked here, not only in the kernel: on torch 2.11 + CUDA (H200) the kernel's
-        # error for a bad label crashed the process instead of raising.
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise RuntimeError(
-                f"sensitivity_features: label {bad} is out of range for {num_classes} classes")
-    return torch.ops.dau.sensitivity_features(logits, noisy_logits, labels, sigma, num_classes)
+    return _autograd.call(
+        "sensitivity_features", logits, noisy_logits, labels, sigma, num_classes)
 
 
 def cross_correlation_loss(
@@ -272,7 +270,6 @@ def cross_correlation_loss(
     offdiag_weight, eps = float(offdiag_weight), float(eps)
     if kernels == "reference":
         return reference.cross_correlation_loss(val_features, forget_features, offdiag_weight, eps)
-    _library.require_device(val_features.device, "cross_correlation_loss")
-    return torch.ops.dau.cross_correlation_loss(
-        val_features, forget_features, offdiag_weight, eps
-    )
+    _library.require_device(val_features.device, "cross_correlation_loss_forward")
+    return _autograd.call(
+        "cross_correlation_loss_forward", val_features, forget_features, offdiag_weight, eps)[0]

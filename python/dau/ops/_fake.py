@@ -3,8 +3,9 @@
 They let ``torch.compile``, ``torch.export`` and FakeTensor tracing reason about
 the ops without running them: each checks its arguments exactly as the real
 kernels do and produces outputs of the right shape (in-place ops return
-nothing). :func:`register` is called by :func:`dau.ops._library.load` right
-after the library has defined the schemas.
+nothing; ``cross_correlation_loss`` needs none, being a composite of
+``cross_correlation_loss_forward``). :func:`register` is called by
+:func:`dau.ops._library.load` right after the library has defined the schemas.
 """
 
 from __future__ import annotations
@@ -63,20 +64,38 @@ def _sensitivity_features_backward_fake(
     return logits.new_empty(logits.shape), noisy_logits.new_empty(noisy_logits.shape)
 
 
-def _cross_correlation_loss_fake(
+def _cross_correlation_products_by_m(rows: int, dv: int, df: int) -> bool:
+    """Whether cross_correlation_loss_forward saves v^T f (else the Gram matrices).
+
+    Mirrors ``by_m`` of ``csrc/cross_correlation_common.h``.
+    """
+    return 3 * dv * df <= 2 * rows * (dv + df)
+
+
+def _cross_correlation_loss_forward_fake(
     val_features: Tensor, forget_features: Tensor, offdiag_weight: float, eps: float
-) -> Tensor:
+) -> tuple[Tensor, ...]:
     check_cross_correlation_loss_arguments(val_features, forget_features, offdiag_weight, eps)
-    return val_features.new_empty(())
+    rows = min(val_features.shape[0], forget_features.shape[0])
+    dv, df = val_features.shape[1], forget_features.shape[1]
+    compute = torch.float64 if val_features.dtype == torch.float64 else torch.float32
+
+    def new(*shape: int) -> Tensor:
+        return val_features.new_empty(shape, dtype=compute)
+
+    if _cross_correlation_products_by_m(rows, dv, df):
+        products = (new(dv, df), new(0, 0))
+    else:
+        products = (new(rows, rows), new(rows, rows))
+    return (val_features.new_empty(()), new(rows, dv), new(rows, df),
+            new(2 * dv + 2 * df + min(dv, df)), *products)
 
 
 def _cross_correlation_loss_backward_fake(
-    grad: Tensor, val_features: Tensor, forget_features: Tensor, offdiag_weight: float, eps: float
+    grad: Tensor, v: Tensor, f: Tensor, stats: Tensor, a: Tensor, b: Tensor, val_rows: int,
+    forget_rows: int, offdiag_weight: float,
 ) -> tuple[Tensor, Tensor]:
-    check_cross_correlation_loss_arguments(val_features, forget_features, offdiag_weight, eps)
-    return val_features.new_empty(val_features.shape), forget_features.new_empty(
-        forget_features.shape
-    )
+    return grad.new_empty((val_rows, v.shape[1])), grad.new_empty((forget_rows, f.shape[1]))
 
 
 _FAKES: dict[str, Callable[..., Any]] = {
@@ -84,7 +103,7 @@ _FAKES: dict[str, Callable[..., Any]] = {
     "dau::noisy_replicate": _noisy_replicate_fake,
     "dau::sensitivity_features": _sensitivity_features_fake,
     "dau::sensitivity_features_backward": _sensitivity_features_backward_fake,
-    "dau::cross_correlation_loss": _cross_correlation_loss_fake,
+    "dau::cross_correlation_loss_forward": _cross_correlation_loss_forward_fake,
     "dau::cross_correlation_loss_backward": _cross_correlation_loss_backward_fake,
 }
 
