@@ -94,7 +94,7 @@ Tensor noisy_replicate_cpu(const Tensor& x, int64_t m, double sigma, int64_t see
   noisy_replicate::check_arguments(x, m, sigma, offset);
   STD_TORCH_CHECK(
       x.is_cpu(), "noisy_replicate: the CPU kernel got x on ", device_string(x));
-  const Tensor input = torch::stable::contiguous(x);
+  const Tensor input = dau::ops::contiguous(x);
   Tensor out = torch::stable::new_empty(input, noisy_replicate::output_sizes(input, m));
   const int64_t per_copy = input.numel();
   if (per_copy == 0) {

@@ -60,7 +60,7 @@ Tensor noisy_replicate_cuda(
   STD_TORCH_CHECK(
       x.is_cuda(), "noisy_replicate: the CUDA kernel got x on ", device_string(x));
   const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
-  const Tensor input = torch::stable::contiguous(x);
+  const Tensor input = dau::ops::contiguous(x);
   Tensor out = torch::stable::new_empty(input, noisy_replicate::output_sizes(input, m));
   const int64_t per_copy = input.numel();
   if (per_copy == 0) {

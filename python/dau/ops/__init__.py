@@ -55,6 +55,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from dau.config import KERNELS
 from dau.ops import _autograd, _library, reference
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 Kernels = Literal["fused", "reference"]
-KERNELS: tuple[str, ...] = ("fused", "reference")
 
 
 def check_kernels(kernels: str) -> None:
