@@ -9,7 +9,9 @@ a validation batch, m noisy copies at sigma = 1e-3, defender SGD step on retain 
 1e-3 * cross-correlation + 0.9 * reversed attacker CE), measured side by side in one run:
 
 * ours: ``dau.unlearn.dau.DauStep`` with ``--kernels fused`` (and ``reference``, for
-  the ops' share): one defender pass per batch and its noisy copies, batches drawn
+  the ops' share) on the defender as dau places it (``dau.models.place_model``:
+  channels-last weights on the CPU; a row without that shows its share): one defender
+  pass per batch and its noisy copies, batches drawn
   from seeded permutations on the device (``draw_batch`` + ``iterate_batches``);
 * reference: spec §1.5 transcribed: a new shuffled ``DataLoader`` iterator over the
   forget and the validation sets every step (first batch), a persistent shuffled
@@ -57,7 +59,7 @@ from _profile import write_profiles
 from dau.config import UnlearnConfig
 from dau.data.datasets import ImageData
 from dau.data.loaders import iterate_batches
-from dau.models import create_model
+from dau.models import create_model, place_model
 from dau.models.attacker import create_attacker
 from dau.numerics import ieee_float32
 from dau.unlearn.dau import FORGET_SALT, VAL_SALT, DauStep, NoiseStream, draw_batch
@@ -94,8 +96,11 @@ class Info:
 # ---------------------------------------------------------------------------- ours ---
 
 
-def ours(setup: Setup, kernels: str, sensitivity: str = "fd") -> Callable[[int, float], None]:
+def ours(setup: Setup, kernels: str, sensitivity: str = "fd",
+         place: bool = True) -> Callable[[int, float], None]:
     args, device = setup.args, setup.device
+    if place:  # the layout dau runs the defender in (channels-last on the CPU)
+        place_model(setup.defender, device)
     config = UnlearnConfig(kernels=kernels, noise_copies=args.copies, batch_size=args.batch,
                            lr=0.01, device=device, sensitivity=sensitivity)
     step = DauStep(defender=setup.defender, attacker=setup.attacker,
@@ -204,6 +209,7 @@ CONTENDERS: dict[str, Callable[[Setup], Callable[[int, float], None]]] = {
     "fused": lambda s: ours(s, "fused"),
     "ops-reference": lambda s: ours(s, "reference"),
     "fused-jvp": lambda s: ours(s, "fused", "jvp"),
+    "fused-default-layout": lambda s: ours(s, "fused", place=False),
     "reference": reference,
     "reference-tf32": lambda s: reference(s, ieee=False),
 }
@@ -350,6 +356,8 @@ def main() -> int:
         ("(3) DAU step, s", steps["fused"], steps["reference"], 1.3 if device == "cpu" else None),
         ("(3) DAU step, --kernels reference, s", steps["ops-reference"], steps["reference"], None),
         ("(3) DAU step, --sensitivity jvp, s", steps["fused-jvp"], steps["reference"], None),
+        ("(3) DAU step, default memory layout, s", steps["fused-default-layout"],
+         steps["reference"], None),
         *([("(3) DAU step vs reference in TF32, s", steps["fused"], steps["reference-tf32"], None),
            ("(3) --sensitivity jvp vs reference in TF32, s", steps["fused-jvp"],
             steps["reference-tf32"], None)] if "reference-tf32" in steps else []),

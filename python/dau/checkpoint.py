@@ -186,8 +186,10 @@ class Run:
     def load_model(self, device: str | torch.device = "cpu") -> nn.Module:
         """The run's model with its saved weights, loaded strictly."""
         model = self.build_model()
+        from dau.models import place_model
+
         load_weights(model, self.path / MODEL)
-        return model.to(device)
+        return place_model(model, device)
 
     def load_plan(self) -> Any:
         from dau.data.splits import load_plan

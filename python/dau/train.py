@@ -88,7 +88,7 @@ def train(
     from dau.data.requests import plan_forget
     from dau.data.splits import dataset_section, save_run_split
     from dau.eval.accuracy import predict
-    from dau.models import create_model
+    from dau.models import create_model, place_model
 
     state: dict[str, Any] | None = None
     if resume is not None:
@@ -130,7 +130,8 @@ def train(
         mean=info.mean,
         std=info.std,
         width=config.width,
-    ).to(device)
+    )
+    model = place_model(model, device)
     from dau.unlearn.optim import apply_masks_, make_sgd
 
     if init is not None:
