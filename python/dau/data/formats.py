@@ -12,6 +12,7 @@ Every writer returns the directory holding the files and is deterministic in ``s
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
 import struct
@@ -237,8 +238,11 @@ def write_svhn(
         parts["extra"] = (x_tr[n_train:], y_tr[n_train:])
     for split, (x, y) in parts.items():
         stored = np.where(y == 0, 10, y).astype(np.uint8).reshape(-1, 1)
-        savemat(
-            str(directory / f"{split}_32x32.mat"),
-            {"X": np.ascontiguousarray(x.transpose(2, 3, 1, 0)), "y": stored},
-        )
+        buffer = io.BytesIO()
+        savemat(buffer, {"X": np.ascontiguousarray(x.transpose(2, 3, 1, 0)), "y": stored})
+        # The MAT header's 116-byte text holds the time of writing: fixed here, so the same
+        # arguments give the same bytes.
+        data = bytearray(buffer.getvalue())
+        data[:116] = b"MATLAB 5.0 MAT-file, written by dau.data.formats".ljust(116)
+        (directory / f"{split}_32x32.mat").write_bytes(bytes(data))
     return directory
