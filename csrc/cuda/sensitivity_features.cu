@@ -32,7 +32,6 @@
 
 namespace dau::ops {
 
-using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 
 namespace {

@@ -614,6 +614,23 @@ def test_masked_sgd_state_dict_round_trip() -> None:
     assert resumed_optimizer.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
 
 
+def test_loaded_momentum_buffers_take_the_layout_of_their_params() -> None:
+    # Saved contiguous, resumed into a channels-last model (the CPU layout of
+    # dau.models.place_model): the buffers follow the params, values unchanged.
+    model = small_model()
+    optimizer = MaskedSGD(model.parameters(), lr=0.05, momentum=0.9)
+    _train_steps(model, optimizer, 1)
+    state = copy.deepcopy(optimizer.state_dict())
+    resumed = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    back = MaskedSGD(resumed.parameters(), lr=0.05, momentum=0.9)
+    back.load_state_dict(state)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in resumed.parameters())
+    for p, q in zip(model.parameters(), resumed.parameters(), strict=True):
+        buffer = back.state[q]["momentum_buffer"]
+        assert buffer.stride() == q.stride()
+        assert torch.equal(buffer, optimizer.state[p]["momentum_buffer"])
+
+
 def test_masked_sgd_state_dict_loads_into_torch_sgd_and_back() -> None:
     model = small_model()
     optimizer = MaskedSGD(model.parameters(), lr=0.05, momentum=0.9)

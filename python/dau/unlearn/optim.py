@@ -253,6 +253,13 @@ class MaskedSGD(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         masks = state_dict.pop("masks", None)
         super().load_state_dict(state_dict)
+        # torch restores the buffers in their saved (contiguous) layout; in the layout of
+        # their params (channels-last on the CPU, dau.models.place_model) masked_sgd_ updates
+        # them in place instead of through a contiguous copy every step.
+        for p in self._all_params():
+            buffer = self.state.get(p, {}).get("momentum_buffer")
+            if buffer is not None and buffer.stride() != p.stride():
+                self.state[p]["momentum_buffer"] = torch.empty_like(p).copy_(buffer)
         if masks is not None:
             params = self._all_params()
             self._masks = {}
