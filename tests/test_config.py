@@ -1,6 +1,6 @@
 import pytest
 
-from dau.config import TrainConfig, load_toml, resolve_device
+from dau.config import TrainConfig, UnlearnConfig, load_toml, resolve_device
 from dau.errors import ConfigError
 
 
@@ -33,6 +33,20 @@ def test_round_trip_through_a_dict():
 def test_invalid_values_name_the_option(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(adversarial_bn="eval"), "--adversarial-bn: expected batch or running, got 'eval'"),
+        (dict(adversarial_bn="running", reference_compat=True), "contradicts --reference-compat"),
+        (dict(sensitivity="ad"), "--sensitivity"),
+        (dict(noise_copies=0), "--noise-copies"),
+    ],
+)
+def test_invalid_unlearn_values_name_the_option(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        UnlearnConfig(**kwargs)
 
 
 def test_unknown_key_suggests_the_nearest_name():

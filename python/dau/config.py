@@ -25,6 +25,9 @@ __all__ = ["TrainConfig", "check_device", "check_keys", "load_toml", "resolve_de
 SCHEDULES = ("multistep", "cosine", "constant")
 KERNELS = ("fused", "reference")
 SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numerics)
+# How the defender's BatchNorm normalises the forget/validation passes of a DAU step:
+# the batch's statistics (the reference) or the running ones (the deployed model).
+ADVERSARIAL_BN = ("batch", "running")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -213,6 +216,7 @@ class UnlearnConfig:
     noise_copies: int = 10
     sigma: float = 1e-3
     sensitivity: str = "fd"
+    adversarial_bn: str = "batch"
     bt_weight: float = 1e-3
     adv_weight: float = 0.9
     offdiag_weight: float = 5e-3
@@ -251,6 +255,12 @@ class UnlearnConfig:
             raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
         if self.sensitivity not in SENSITIVITY:
             raise ConfigError(f"--sensitivity: expected fd or jvp, got {self.sensitivity!r}")
+        if self.adversarial_bn not in ADVERSARIAL_BN:
+            raise ConfigError("--adversarial-bn: expected batch or running, got "
+                              f"{self.adversarial_bn!r}")
+        if self.adversarial_bn != "batch" and self.reference_compat:
+            raise ConfigError("--adversarial-bn running contradicts --reference-compat (the "
+                              "reference normalises with batch statistics); give one of them")
         check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:

@@ -106,6 +106,8 @@ def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
     steps = [r for r in records if r["phase"] == "unlearn"]
     assert [r["beta"] for r in steps[:4]] == [1.0, 1.0, 1.0, 0.0]
     assert all("adv_loss" not in r for r in steps[3:]) and all(r["lr"] == 0.005 for r in steps[3:])
+    # the defender's accuracy on each adversarial step's forget and validation batches
+    assert all(0.0 <= r[k] <= 1.0 for r in steps[:3] for k in ("forget_batch_acc", "val_batch_acc"))
     assert run.manifest["summary"]["adversarial_steps"] == 3
     assert run.manifest["summary"]["attacker"]["source"] == "trained"
     assert run.manifest["timings"]["unlearn_seconds"] > 0
@@ -113,6 +115,10 @@ def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
     again = unlearn(small(stop_iter=1, stop_lr=0.005), forget="class:2", model=original.path,
                     runs_dir=tmp_path, progress=False)
     assert again.manifest["summary"]["attacker"]["source"] == "cache"
+    # an attacker pretrained on differently normalised features is not
+    other = unlearn(small(stop_iter=1, stop_lr=0.005, adversarial_bn="running"), forget="class:2",
+                    model=original.path, runs_dir=tmp_path, progress=False)
+    assert other.manifest["summary"]["attacker"]["source"] == "trained"
 
 
 def test_random_dau_and_baselines_change_the_model(original, tmp_path):
@@ -156,6 +162,20 @@ def test_missing_original_says_which_command_makes_one(tmp_path):
 
     with pytest.raises(DauError, match="dau train --dataset digits"):
         unlearn(small(), forget="class:1", dataset="digits", runs_dir=tmp_path)
+
+
+def test_defaults_are_per_dataset_and_mode_and_flags_win():
+    from dau.unlearn.defaults import resolve
+
+    def key(c):
+        return c.lr, c.epochs, c.stop_iter, c.stop_lr
+
+    assert key(resolve(UnlearnConfig(), "fashion-mnist", True)) == (0.02, 3, 60, 0.01)
+    assert key(resolve(UnlearnConfig(), "fashion-mnist", False)) == (0.01, 1, None, None)
+    assert key(resolve(UnlearnConfig(), "cifar100", True)) == (0.02, 5, 30, 0.02)
+    assert key(resolve(UnlearnConfig(), "svhn", True)) == (0.02, 3, 30, 0.01)  # CIFAR-10's
+    assert key(resolve(UnlearnConfig(stop_iter=20, epochs=1), "fashion-mnist", True)) == (
+        0.02, 1, 20, 0.01)
 
 
 def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_path):
@@ -254,6 +274,37 @@ def test_adversarial_passes_leave_batchnorm_running_statistics_unless_compat(mod
         assert changed and int(after["bn1.num_batches_tracked"]) == 4
     else:
         assert changed == []
+
+
+@pytest.mark.parametrize("mode", ["fd", "jvp"])
+def test_running_bn_passes_see_the_deployed_model(mode):
+    from dau.unlearn.dau import AdversarialBatch
+
+    model, (x, y) = resnet(), batch()
+    with torch.no_grad():  # running statistics unlike any batch's, as after training
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    forget, val = (x[:6], y[:6]), (x[6:], y[6:])
+
+    def build(bn):
+        probe = Probe(copies=2, sensitivity=mode, kernels="reference", bn=bn)
+        return AdversarialBatch.build(model, forget, val, num_classes=4, probe=probe,
+                                      noise=NoiseStream(seed=1))
+
+    adv = build("running")
+    assert all(m.training for m in model.modules())  # the modes are restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    adv.rows[:, 8:].sum().backward()  # the sensitivity stays differentiable
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with torch.no_grad():
+        deployed = torch.cat([model.eval()(forget[0])[0], model(val[0])[0]])
+    model.train()
+    assert torch.allclose(adv.rows[:, :4], deployed, atol=1e-5)
+    # batch statistics (the reference) see another model
+    assert not torch.allclose(build("batch").rows[:, :4], deployed, atol=1e-2)
 
 
 def test_missing_cuda_kernels_say_how_to_build_or_use_the_reference(monkeypatch):

@@ -46,6 +46,12 @@ __all__ = ["unlearn"]
               help="DAU's input-sensitivity feature: finite differences over the noisy copies "
               "(run in IEEE float32, TF32 off), or the same quantity as a forward-mode "
               "Jacobian-vector product (meaningful under TF32 too).")
+@click.option("--adversarial-bn", type=click.Choice(["batch", "running"]), default="batch",
+              show_default=True,
+              help="How the defender's BatchNorm normalises the forget and validation passes of "
+              "DAU (and attacker pretraining): each batch's own statistics, as the reference "
+              "(a class-wise forget batch holds one class), or the running statistics the "
+              "deployed model uses.")
 @kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
                 "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
                 "(same numbers within float tolerance).")
@@ -65,8 +71,8 @@ def unlearn(**opts: Any) -> None:
     if forget == "none":
         raise click.UsageError("say what to forget: --forget SPEC or --class K")
     fields = ("method", "lr", "epochs", "batch_size", "seed", "device", "kernels", "stop_iter",
-              "stop_lr", "noise_copies", "sigma", "sensitivity", "attacker_pretrain_iters",
-              "reference_compat")
+              "stop_lr", "noise_copies", "sigma", "sensitivity", "adversarial_bn",
+              "attacker_pretrain_iters", "reference_compat")
     config = UnlearnConfig(**{k: opts[k] for k in fields})
     run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
                          arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],

@@ -66,6 +66,7 @@ __all__ = [
     "attacker_input",
     "frozen_bn_stats",
     "require_kernels",
+    "running_bn_stats",
 ]
 
 #: The ops a DAU step calls (besides masked_sgd_ for pruned models).
@@ -91,6 +92,21 @@ def frozen_bn_stats(model: nn.Module, enabled: bool = True) -> Iterator[None]:
             module.momentum = momentum
             if count is not None and module.num_batches_tracked is not None:
                 module.num_batches_tracked.copy_(count)
+
+
+@contextlib.contextmanager
+def running_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside normalise with the BatchNorm running statistics (as in
+    evaluation) and leave them unchanged; everything else keeps its mode."""
+    switched = [m for m in model.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for module in switched:
+        module.train(False)
+    try:
+        yield
+    finally:
+        for module in switched:
+            module.train(True)
 
 
 def require_kernels(device: str | torch.device, *, masked: bool = False) -> None:
@@ -125,12 +141,14 @@ class Probe:
     kernels: ops.Kernels = "fused"
     merged: bool = True  # one defender pass for a batch and its noisy copies
     freeze_bn: bool = True  # forget/val/noisy passes leave BN running statistics alone
+    bn: str = "batch"  # "running": those passes normalise with the running statistics
 
     @classmethod
     def of(cls, config: Any) -> Probe:
         compat = bool(config.reference_compat)
         return cls(copies=config.noise_copies, sigma=config.sigma, sensitivity=config.sensitivity,
-                   kernels=config.kernels, merged=not compat, freeze_bn=not compat)
+                   kernels=config.kernels, merged=not compat, freeze_bn=not compat,
+                   bn=config.adversarial_bn)
 
 
 def attacker_input(
@@ -219,7 +237,9 @@ class AdversarialBatch:
         noise: NoiseStream,
     ) -> AdversarialBatch:
         parts, feats = [], []
-        with frozen_bn_stats(defender, probe.freeze_bn):
+        bn_context = (running_bn_stats(defender) if probe.bn == "running"
+                      else frozen_bn_stats(defender, probe.freeze_bn))
+        with bn_context:
             for x, y in (forget, val):
                 rows, features = attacker_input(defender, x, y, num_classes=num_classes,
                                                 probe=probe, noise=noise)
@@ -274,6 +294,16 @@ def _attacker_accuracy(scores: torch.Tensor, membership: torch.Tensor) -> dict[s
         "attacker_forget_acc": float((predicted[forget] == 1).float().mean()),
         "attacker_val_acc": float((predicted[~forget] == 0).float().mean()),
     }
+
+
+def _defender_accuracy(rows: torch.Tensor, pair: Any, num_classes: int) -> dict[str, float]:
+    """The defender's accuracy on the step's forget and validation batches (spec §1.8), from
+    the clean logits of the attacker rows (normalised as ``--adversarial-bn`` says)."""
+    (_, y_f), (_, y_v) = pair
+    predicted = rows[:, :num_classes].detach().argmax(1)
+    n_f = y_f.shape[0]
+    return {"forget_batch_acc": float((predicted[:n_f] == y_f).float().mean()),
+            "val_batch_acc": float((predicted[n_f:] == y_v).float().mean())}
 
 
 def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
@@ -391,7 +421,8 @@ class DauStep:
                 self.attacker_opt.zero_grad(set_to_none=True)
                 loss_a.backward()
                 self.attacker_opt.step()
-            record.update(attacker_loss=loss_a.item(), **_attacker_accuracy(scores, adv.membership))
+            record.update(attacker_loss=loss_a.item(), **_attacker_accuracy(scores, adv.membership),
+                          **_defender_accuracy(adv.rows, pair, self.num_classes))
             loss_adv = F.cross_entropy(attacker(adv.rows), 1 - adv.membership)
             loss_bt = ops.cross_correlation_loss(
                 adv.val_features, adv.forget_features, config.offdiag_weight,
@@ -477,6 +508,8 @@ def attacker_key(ctx: Any, config: Any) -> str:
         "seed", "batch_size", "noise_copies", "sigma", "sensitivity", "attacker_arch",
         "attacker_lr", "attacker_pretrain_iters", "reference_compat")}
     fields["augment"] = ("class" if ctx.classwise else "random") if ctx.augment else "none"
+    if config.adversarial_bn != "batch":  # (keys of batch-statistics attackers unchanged)
+        fields["adversarial_bn"] = config.adversarial_bn
     digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
