@@ -263,7 +263,7 @@ def test_adversarial_passes_leave_batchnorm_running_statistics_unless_compat(mod
     model, (x, y) = resnet(), batch()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     probe = Probe(copies=2, sensitivity=mode, kernels="reference", merged=not compat,
-                  freeze_bn=not compat)
+                  bn="update" if compat else "batch")
     adv = AdversarialBatch.build(model, (x[:6], y[:6]), (x[6:], y[6:]), num_classes=4,
                                  probe=probe, noise=NoiseStream(seed=1))
     assert adv.rows.shape == (12, 12) and adv.membership.tolist() == [1] * 6 + [0] * 6

@@ -140,15 +140,17 @@ class Probe:
     sensitivity: str = "fd"  # "fd" finite differences, "jvp" forward-mode JVP
     kernels: ops.Kernels = "fused"
     merged: bool = True  # one defender pass for a batch and its noisy copies
-    freeze_bn: bool = True  # forget/val/noisy passes leave BN running statistics alone
-    bn: str = "batch"  # "running": those passes normalise with the running statistics
+    # BatchNorm in the forget/val/noisy passes: "batch" statistics that leave the running
+    # ones alone, the "running" statistics, or batch statistics that "update" the running
+    # ones (the reference).
+    bn: str = "batch"
 
     @classmethod
     def of(cls, config: Any) -> Probe:
         compat = bool(config.reference_compat)
         return cls(copies=config.noise_copies, sigma=config.sigma, sensitivity=config.sensitivity,
-                   kernels=config.kernels, merged=not compat, freeze_bn=not compat,
-                   bn=config.adversarial_bn)
+                   kernels=config.kernels, merged=not compat,
+                   bn="update" if compat else config.adversarial_bn)
 
 
 def attacker_input(
@@ -238,7 +240,7 @@ class AdversarialBatch:
     ) -> AdversarialBatch:
         parts, feats = [], []
         bn_context = (running_bn_stats(defender) if probe.bn == "running"
-                      else frozen_bn_stats(defender, probe.freeze_bn))
+                      else frozen_bn_stats(defender, enabled=probe.bn == "batch"))
         with bn_context:
             for x, y in (forget, val):
                 rows, features = attacker_input(defender, x, y, num_classes=num_classes,
