@@ -28,6 +28,8 @@ SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numer
 # How the defender's BatchNorm normalises the forget/validation passes of a DAU step:
 # the batch's statistics (the reference) or the running ones (the deployed model).
 ADVERSARIAL_BN = ("batch", "running")
+ADVERSARIAL_TARGETS = ("both", "forget")
+UNLEARN_SCHEDULES = ("constant", "cosine")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -54,6 +56,12 @@ def resolve_device(device: str) -> str:
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
     return device
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected {' or '.join(choices)}, "
+                          f"got {value!r}")
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -125,8 +133,7 @@ class TrainConfig:
                 "--exclude-forget: needs a forget set; pass --forget SPEC "
                 "(e.g. random:10%, class:3) or --class K"
             )
-        if self.kernels not in KERNELS:
-            raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
+        _choice("kernels", self.kernels, KERNELS)
         if self.rewind_epoch < 0:
             raise ConfigError(f"--rewind-epoch: expected a non-negative epoch, got {self.rewind_epoch}")
         check_device(self.device)
@@ -204,6 +211,9 @@ class UnlearnConfig:
     method: str = "dau"
     lr: float | None = None
     epochs: int | None = None
+    # the learning rate over the run: constant (the reference), or cosine from --lr (and
+    # from --stop-unlearn-lr after the stop) to 0 at the last step
+    schedule: str = "constant"
     batch_size: int = 256
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -217,6 +227,8 @@ class UnlearnConfig:
     sigma: float = 1e-3
     sensitivity: str = "fd"
     adversarial_bn: str = "batch"
+    # which passes the defender's adversarial and cross-correlation losses train through
+    adversarial_targets: str = "both"
     bt_weight: float = 1e-3
     adv_weight: float = 0.9
     offdiag_weight: float = 5e-3
@@ -251,16 +263,19 @@ class UnlearnConfig:
                               f"{self.attacker_steps} and {self.attacker_pretrain_iters}")
         if self.seed < 0:
             raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
-        if self.kernels not in KERNELS:
-            raise ConfigError(f"--kernels: expected fused or reference, got {self.kernels!r}")
-        if self.sensitivity not in SENSITIVITY:
-            raise ConfigError(f"--sensitivity: expected fd or jvp, got {self.sensitivity!r}")
-        if self.adversarial_bn not in ADVERSARIAL_BN:
-            raise ConfigError("--adversarial-bn: expected batch or running, got "
-                              f"{self.adversarial_bn!r}")
-        if self.adversarial_bn != "batch" and self.reference_compat:
-            raise ConfigError("--adversarial-bn running contradicts --reference-compat (the "
-                              "reference normalises with batch statistics); give one of them")
+        for name, choices in (("kernels", KERNELS), ("sensitivity", SENSITIVITY),
+                              ("adversarial_bn", ADVERSARIAL_BN), ("schedule", UNLEARN_SCHEDULES),
+                              ("adversarial_targets", ADVERSARIAL_TARGETS)):
+            _choice(name, getattr(self, name), choices)
+        if self.reference_compat:  # what the reference does, which these options change
+            for name, reference, does in (
+                ("adversarial_bn", "batch", "normalises with batch statistics"),
+                ("adversarial_targets", "both", "trains through the validation passes too"),
+            ):
+                if getattr(self, name) != reference:
+                    raise ConfigError(
+                        f"--{name.replace('_', '-')} {getattr(self, name)} contradicts "
+                        f"--reference-compat (the reference {does}); give one of them")
         check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:

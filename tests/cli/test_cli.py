@@ -142,16 +142,36 @@ def test_unlearn_then_eval_through_the_cli(cli, runs, tmp_path):
     code, out, err = cli("unlearn", "--model", str(runs["original"]), "--class", "1",
                              "--attacker-iters", "5", "--epochs", "1", "--noise-copies", "2",
                              "--batch-size", "32", "--device", "cpu", "--runs-dir", str(tmp_path),
-                             "-q", "--json")
+                             "--adv-weight", "0.5", "--attacker-steps", "2",
+                             "--adversarial-targets", "forget", "-q", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["parent"] == str(runs["original"].resolve())
+    recorded = json.loads((Path(result["run"]) / "manifest.json").read_text())["config"]["unlearn"]
+    assert (recorded["adv_weight"], recorded["attacker_steps"]) == (0.5, 2)
+    assert recorded["adversarial_targets"] == "forget"
     code, out, err = cli("eval", result["run"], str(runs["original"]), "--class", "1",
                              "--device", "cpu", "-q", "--json", "--no-mia")
     assert code == 0, err
     unlearned, original = json.loads(out)["runs"]
     assert unlearned["kind"] == "dau" and original["kind"] == "original"
     assert unlearned["split"]["fingerprint"] == original["split"]["fingerprint"]
+
+
+def test_every_unlearning_setting_is_an_option_with_the_configs_default():
+    import dataclasses
+
+    from dau.cli.unlearn import unlearn
+    from dau.config import UnlearnConfig
+
+    params = {p.name: p for p in unlearn.params}
+    for field in dataclasses.fields(UnlearnConfig):
+        assert field.name in params, f"dau unlearn has no option for {field.name}"
+        param = params[field.name]
+        if getattr(param, "is_flag", False):  # a flag is off unless given
+            assert field.default is False, field.name
+        else:
+            assert param.default == field.default, field.name
 
 
 def test_unlearn_without_an_original_names_the_command(cli, tmp_path):

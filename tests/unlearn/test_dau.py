@@ -119,6 +119,11 @@ def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
     other = unlearn(small(stop_iter=1, stop_lr=0.005, adversarial_bn="running"), forget="class:2",
                     model=original.path, runs_dir=tmp_path, progress=False)
     assert other.manifest["summary"]["attacker"]["source"] == "trained"
+    # training the defender through the forget passes only leaves pretraining unchanged
+    only = unlearn(small(stop_iter=1, stop_lr=0.005, adversarial_targets="forget"),
+                   forget="class:2", model=original.path, runs_dir=tmp_path, progress=False)
+    assert only.manifest["summary"]["attacker"]["source"] == "cache"
+    assert only.manifest["config"]["unlearn"]["adversarial_targets"] == "forget"
 
 
 def test_random_dau_and_baselines_change_the_model(original, tmp_path):
@@ -131,6 +136,34 @@ def test_random_dau_and_baselines_change_the_model(original, tmp_path):
                       runs_dir=tmp_path, progress=False)
         after = load_run(run.path).load_model().state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before), method
+
+
+def test_cosine_schedule_decays_from_each_learning_rate_to_zero(original, tmp_path):
+    import itertools
+    import math
+
+    from dau.unlearn.run import unlearn
+
+    def lrs(run):
+        records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+        return [r["lr"] for r in records if r["phase"] == "unlearn"]
+
+    dau = lrs(unlearn(small(epochs=2, lr=0.02, stop_iter=3, stop_lr=0.005, schedule="cosine"),
+                      forget="class:1", model=original.path, runs_dir=tmp_path, progress=False))
+    total = len(dau)
+
+    def cosine(base, step):
+        return base * (1 + math.cos(math.pi * (step - 1) / total)) / 2
+
+    assert dau[0] == 0.02 and total > 4
+    assert dau == pytest.approx([cosine(0.02 if step <= 3 else 0.005, step)
+                                 for step in range(1, total + 1)])
+    ft = lrs(unlearn(small(method="ft", lr=0.01, schedule="cosine"), forget="random:10%",
+                     model=original.path, runs_dir=tmp_path, progress=False))
+    assert ft[0] == 0.01 and all(a > b > 0 for a, b in itertools.pairwise(ft))
+    constant = lrs(unlearn(small(method="ft", lr=0.01), forget="random:10%",
+                           model=original.path, runs_dir=tmp_path, progress=False))
+    assert set(constant) == {0.01}
 
 
 def test_dau_keeps_pruned_weights_at_zero(original):
@@ -305,6 +338,33 @@ def test_running_bn_passes_see_the_deployed_model(mode):
     assert torch.allclose(adv.rows[:, :4], deployed, atol=1e-5)
     # batch statistics (the reference) see another model
     assert not torch.allclose(build("batch").rows[:, :4], deployed, atol=1e-2)
+
+
+@pytest.mark.parametrize("mode", ["fd", "jvp"])
+def test_forget_only_targets_leave_the_validation_passes_without_a_graph(mode):
+    from dau.unlearn.dau import AdversarialBatch
+
+    model, (x, y) = resnet(), batch()
+    forget, val = (x[:6], y[:6]), (x[6:], y[6:])
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def build(val_grad):
+        probe = Probe(copies=2, sensitivity=mode, kernels="reference", val_grad=val_grad)
+        return AdversarialBatch.build(model, forget, val, num_classes=4, probe=probe,
+                                      noise=NoiseStream(seed=1))
+
+    both, only = build(True), build(False)
+    assert torch.allclose(both.rows, only.rows, atol=1e-5)  # the same attacker input
+    assert only.forget_features.requires_grad and not only.val_features.requires_grad
+
+    def val_grad_norm(adv):
+        grads = torch.autograd.grad(adv.rows[6:].sum(), params, allow_unused=True,
+                                    retain_graph=True)
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    assert val_grad_norm(both) > 0 and val_grad_norm(only) == 0.0
+    grads = torch.autograd.grad(only.rows[:6].sum(), params, allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
 
 
 def test_missing_cuda_kernels_say_how_to_build_or_use_the_reference(monkeypatch):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
 
 from dau.cli.options import FORGET_HELP, common_options, emit_json, kernels_option, request_options
+from dau.config import UnlearnConfig
+
+_D = UnlearnConfig  # the defaults of the options below are the config's
 
 __all__ = ["unlearn"]
 
@@ -27,6 +31,10 @@ __all__ = ["unlearn"]
 @click.option("--lr", type=float, default=None,
               help="Defender learning rate (default: the method's for the dataset and mode).")
 @click.option("--epochs", type=int, default=None, help="Passes over the retain set (default: per dataset).")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default=_D.schedule,
+              show_default=True,
+              help="Learning rate over the run: constant (the reference), or cosine from --lr "
+              "(--stop-unlearn-lr after the stop) to 0 at the end.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the batch streams.")
 @click.option("--stop-iter", type=int, default=None,
               help="Class-wise DAU: step after which β = 0 and the adversarial branch stops.")
@@ -34,24 +42,52 @@ __all__ = ["unlearn"]
               help="Class-wise DAU: learning rate after --stop-iter.")
 @click.option("--attacker", type=click.Path(exists=True), default=None,
               help="A pretrained attacker (.safetensors, or a run directory holding one).")
-@click.option("--attacker-iters", "attacker_pretrain_iters", type=int, default=1000,
+@click.option("--attacker-iters", "attacker_pretrain_iters", type=int,
+              default=_D.attacker_pretrain_iters,
               show_default=True, help="Attacker pretraining iterations.")
-@click.option("--noise-copies", type=int, default=10, show_default=True,
+@click.option("--noise-copies", type=int, default=_D.noise_copies, show_default=True,
               help="Noisy copies per sample for the sensitivity feature.")
-@click.option("--sigma", type=float, default=1e-3, show_default=True, help="Noise scale.")
+@click.option("--sigma", type=float, default=_D.sigma, show_default=True, help="Noise scale.")
+@click.option("--adv-weight", type=float, default=_D.adv_weight, show_default=True,
+              help="DAU: weight of the attacker cross-entropy (reversed labels) in the "
+              "defender's loss.")
+@click.option("--bt-weight", type=float, default=_D.bt_weight, show_default=True,
+              help="DAU: weight of the forget/validation cross-correlation term.")
+@click.option("--offdiag-weight", type=float, default=_D.offdiag_weight, show_default=True,
+              help="DAU: weight of the cross-correlation matrix's off-diagonal entries.")
+@click.option("--std-eps", type=float, default=_D.std_eps, show_default=True,
+              help="DAU: epsilon of the features' standardisation.")
+@click.option("--attacker-arch", default=_D.attacker_arch, show_default=True,
+              help="DAU: attacker architecture (registry name).")
+@click.option("--attacker-lr", type=float, default=_D.attacker_lr, show_default=True,
+              help="DAU: the attacker's Adam learning rate.")
+@click.option("--attacker-steps", type=int, default=_D.attacker_steps, show_default=True,
+              help="DAU: attacker updates per defender update.")
+@click.option("--momentum", type=float, default=_D.momentum, show_default=True,
+              help="Defender SGD momentum.")
+@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True,
+              help="Defender weight decay.")
 @click.option("--reference-compat", is_flag=True,
               help="Reproduce the reference code where its bug fixes change results "
               "(BatchNorm statistics updated by forget batches, no epsilon, …).")
-@click.option("--sensitivity", type=click.Choice(["fd", "jvp"]), default="fd", show_default=True,
+@click.option("--sensitivity", type=click.Choice(["fd", "jvp"]), default=_D.sensitivity,
+              show_default=True,
               help="DAU's input-sensitivity feature: finite differences over the noisy copies "
               "(run in IEEE float32, TF32 off), or the same quantity as a forward-mode "
               "Jacobian-vector product (meaningful under TF32 too).")
-@click.option("--adversarial-bn", type=click.Choice(["batch", "running"]), default="batch",
-              show_default=True,
+@click.option("--adversarial-bn", type=click.Choice(["batch", "running"]),
+              default=_D.adversarial_bn, show_default=True,
               help="How the defender's BatchNorm normalises the forget and validation passes of "
               "DAU (and attacker pretraining): each batch's own statistics, as the reference "
               "(a class-wise forget batch holds one class), or the running statistics the "
               "deployed model uses.")
+@click.option("--adversarial-targets", type=click.Choice(["both", "forget"]),
+              default=_D.adversarial_targets, show_default=True,
+              help="Which passes DAU's defender trains through with its adversarial and "
+              "cross-correlation losses: the forget and the validation passes, as the reference "
+              "(the validation set is then trained on, and VA is not held out), or the forget "
+              "passes only (forget samples are pushed to look like validation ones, which the "
+              "defender leaves alone).")
 @kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
                 "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
                 "(same numbers within float tolerance).")
@@ -62,7 +98,6 @@ __all__ = ["unlearn"]
 def unlearn(**opts: Any) -> None:
     """Unlearn a forget set from an original model; writes a new run directory."""
     from dau.cli import configure_logging
-    from dau.config import UnlearnConfig
     from dau.data.splits import parse_forget_option
     from dau.unlearn.run import unlearn as run_unlearning
 
@@ -70,10 +105,7 @@ def unlearn(**opts: Any) -> None:
     forget = parse_forget_option(opts["forget"], opts["klass"])
     if forget == "none":
         raise click.UsageError("say what to forget: --forget SPEC or --class K")
-    fields = ("method", "lr", "epochs", "batch_size", "seed", "device", "kernels", "stop_iter",
-              "stop_lr", "noise_copies", "sigma", "sensitivity", "adversarial_bn",
-              "attacker_pretrain_iters", "reference_compat")
-    config = UnlearnConfig(**{k: opts[k] for k in fields})
+    config = UnlearnConfig(**{f.name: opts[f.name] for f in dataclasses.fields(UnlearnConfig)})
     run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
                          arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
                          attacker=opts["attacker"], mask=opts["mask"], data_dir=opts["data_dir"],

@@ -101,3 +101,14 @@ def epochs_of_batches(ctx: UnlearnContext, indices: Any, *, epochs: int, batch_s
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, schedule: str, base: float, step: int,
+           total: int) -> float:
+    """Set and return the learning rate of ``step`` (1-based) of ``total``: ``base``
+    (``constant``), or ``base · (1 + cos(π (step − 1) / total)) / 2`` (``cosine``: ``base``
+    at the first step, decaying towards 0 after the last)."""
+    lr = base if schedule == "constant" else base * (1 + math.cos(math.pi * (step - 1) / total)) / 2
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr

@@ -15,6 +15,7 @@ from dau.unlearn._registry import (
     check_finite,
     epochs_of_batches,
     register_method,
+    set_lr,
     steps_per_epoch,
 )
 
@@ -26,19 +27,22 @@ def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc:
     optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay, kernels=config.kernels)
     ctx.defender.train()
-    bar = ctx.bar(config.epochs * steps_per_epoch(len(indices), config.batch_size), desc)
+    total = config.epochs * steps_per_epoch(len(indices), config.batch_size)
+    bar = ctx.bar(total, desc)
     step = 0
     for epoch, _, (x, y) in epochs_of_batches(ctx, indices, epochs=config.epochs,
                                               batch_size=config.batch_size, seed=config.seed,
                                               augment=True):
         step += 1
+        lr = set_lr(optimizer, config.schedule, config.lr, step, total)
         logits, _ = ctx.defender(x)
         loss = sign * F.cross_entropy(logits, y)
         check_finite(loss, f"step {step} (epoch {epoch + 1})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "loss": loss.item()})
+        ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "lr": lr,
+                    "loss": loss.item()})
         bar.update(1)
     bar.close()
     return {"steps": step}

@@ -144,13 +144,17 @@ class Probe:
     # ones alone, the "running" statistics, or batch statistics that "update" the running
     # ones (the reference).
     bn: str = "batch"
+    # whether the validation passes keep their graph (False: the defender's losses train
+    # through the forget passes only)
+    val_grad: bool = True
 
     @classmethod
     def of(cls, config: Any) -> Probe:
         compat = bool(config.reference_compat)
         return cls(copies=config.noise_copies, sigma=config.sigma, sensitivity=config.sensitivity,
                    kernels=config.kernels, merged=not compat,
-                   bn="update" if compat else config.adversarial_bn)
+                   bn="update" if compat else config.adversarial_bn,
+                   val_grad=config.adversarial_targets == "both")
 
 
 def attacker_input(
@@ -242,9 +246,10 @@ class AdversarialBatch:
         bn_context = (running_bn_stats(defender) if probe.bn == "running"
                       else frozen_bn_stats(defender, enabled=probe.bn == "batch"))
         with bn_context:
-            for x, y in (forget, val):
-                rows, features = attacker_input(defender, x, y, num_classes=num_classes,
-                                                probe=probe, noise=noise)
+            for (x, y), grad in ((forget, True), (val, probe.val_grad)):
+                with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+                    rows, features = attacker_input(defender, x, y, num_classes=num_classes,
+                                                    probe=probe, noise=noise)
                 parts.append(rows)
                 feats.append(features)
         n_forget, n_val = forget[1].shape[0], val[1].shape[0]
@@ -447,7 +452,7 @@ class DauStep:
 
 def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch."""
-    from dau.unlearn._registry import epochs_of_batches, steps_per_epoch
+    from dau.unlearn._registry import epochs_of_batches, set_lr, steps_per_epoch
 
     check_inputs(ctx, config)
     retain, forget, val = ctx.subset("retain"), ctx.subset("forget"), ctx.subset("val")
@@ -473,13 +478,12 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
         seed=config.seed, augment=True,
     ):
         step += 1
-        beta = 1.0
-        if ctx.classwise and step > config.stop_iter:
-            beta = 0.0
-            for group in defender_opt.param_groups:
-                group["lr"] = config.stop_lr
+        stopped = ctx.classwise and step > config.stop_iter
+        beta = 0.0 if stopped else 1.0
+        lr = set_lr(defender_opt, config.schedule, config.stop_lr if stopped else config.lr,
+                    step, total)
         record: dict[str, Any] = {"phase": "unlearn", "epoch": epoch + 1, "step": step,
-                                  "beta": beta, "lr": defender_opt.param_groups[0]["lr"]}
+                                  "beta": beta, "lr": lr}
         pair = None
         if beta > 0 or config.reference_compat:
             f_pos = draw_batch(len(forget), config.batch_size, config.seed, FORGET_SALT, step)
