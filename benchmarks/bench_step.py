@@ -96,13 +96,14 @@ class Info:
 # ---------------------------------------------------------------------------- ours ---
 
 
-def ours(setup: Setup, kernels: str, sensitivity: str = "fd",
-         place: bool = True) -> Callable[[int, float], None]:
+def ours(setup: Setup, kernels: str, sensitivity: str = "fd", place: bool = True,
+         targets: str = "both") -> Callable[[int, float], None]:
     args, device = setup.args, setup.device
     if place:  # the layout dau runs the defender in (channels-last on the CPU)
         place_model(setup.defender, device)
     config = UnlearnConfig(kernels=kernels, noise_copies=args.copies, batch_size=args.batch,
-                           lr=0.01, device=device, sensitivity=sensitivity)
+                           lr=0.01, device=device, sensitivity=sensitivity,
+                           adversarial_targets=targets)
     step = DauStep(defender=setup.defender, attacker=setup.attacker,
                    defender_opt=setup.defender_opt, attacker_opt=setup.attacker_opt,
                    config=config, num_classes=CLASSES, noise=NoiseStream(seed=7))
@@ -210,6 +211,7 @@ CONTENDERS: dict[str, Callable[[Setup], Callable[[int, float], None]]] = {
     "ops-reference": lambda s: ours(s, "reference"),
     "fused-jvp": lambda s: ours(s, "fused", "jvp"),
     "fused-default-layout": lambda s: ours(s, "fused", place=False),
+    "fused-forget-targets": lambda s: ours(s, "fused", targets="forget"),
     "reference": reference,
     "reference-tf32": lambda s: reference(s, ieee=False),
 }
@@ -358,6 +360,8 @@ def main() -> int:
         ("(3) DAU step, --sensitivity jvp, s", steps["fused-jvp"], steps["reference"], None),
         ("(3) DAU step, default memory layout, s", steps["fused-default-layout"],
          steps["reference"], None),
+        ("(3) DAU step, --adversarial-targets forget, s", steps["fused-forget-targets"],
+         steps["reference"], None),
         *([("(3) DAU step vs reference in TF32, s", steps["fused"], steps["reference-tf32"], None),
            ("(3) --sensitivity jvp vs reference in TF32, s", steps["fused-jvp"],
             steps["reference-tf32"], None)] if "reference-tf32" in steps else []),
@@ -367,6 +371,8 @@ def main() -> int:
          None),
         ("(4) peak memory, --kernels reference, MiB", memory["ops-reference"] / 2**20,
          memory["reference"] / 2**20, None),
+        ("(4) peak memory, --adversarial-targets forget, MiB",
+         memory["fused-forget-targets"] / 2**20, memory["reference"] / 2**20, None),
     ]
     print()
     print(f"{'claim':<48} {'ours':>10} {'reference':>10} {'ratio':>7}")
