@@ -40,6 +40,12 @@ Numerics (:mod:`dau.numerics`): with ``sensitivity="fd"`` every step that builds
 the attacker's input runs in IEEE float32 (TF32 off), forward and backward; with
 ``sensitivity="jvp"`` the sensitivity is the forward-mode Jacobian-vector product
 ``|J u|`` along each noise direction, the σ → 0 limit of the finite difference.
+
+Options beyond the reference (defaults keep its behaviour): ``adversarial_bn="running"``
+normalises the forget/validation passes with the running statistics;
+``adversarial_targets="forget"`` runs the validation passes without a graph, so the
+defender's adversarial and cross-correlation losses train through the forget passes
+only and the validation set stays held out; ``schedule="cosine"`` decays the lr.
 """
 
 from __future__ import annotations
