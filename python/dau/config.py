@@ -229,6 +229,9 @@ class UnlearnConfig:
     adversarial_bn: str = "batch"
     # which passes the defender's adversarial and cross-correlation losses train through
     adversarial_targets: str = "both"
+    # run the adversarial branch on every N-th step only (1: every step, the reference);
+    # the steps between fine-tune on their retain batch alone
+    adversarial_every: int = 1
     bt_weight: float = 1e-3
     adv_weight: float = 0.9
     offdiag_weight: float = 5e-3
@@ -261,6 +264,9 @@ class UnlearnConfig:
         if self.attacker_steps < 1 or self.attacker_pretrain_iters < 0:
             raise ConfigError("--attacker-steps must be ≥ 1 and --attacker-iters ≥ 0, got "
                               f"{self.attacker_steps} and {self.attacker_pretrain_iters}")
+        if self.adversarial_every < 1:
+            raise ConfigError(
+                f"--adversarial-every: expected at least 1, got {self.adversarial_every}")
         if self.seed < 0:
             raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
         for name, choices in (("kernels", KERNELS), ("sensitivity", SENSITIVITY),
@@ -271,6 +277,7 @@ class UnlearnConfig:
             for name, reference, does in (
                 ("adversarial_bn", "batch", "normalises with batch statistics"),
                 ("adversarial_targets", "both", "trains through the validation passes too"),
+                ("adversarial_every", 1, "runs the adversarial branch on every step"),
             ):
                 if getattr(self, name) != reference:
                     raise ConfigError(

@@ -143,13 +143,14 @@ def test_unlearn_then_eval_through_the_cli(cli, runs, tmp_path):
                              "--attacker-iters", "5", "--epochs", "1", "--noise-copies", "2",
                              "--batch-size", "32", "--device", "cpu", "--runs-dir", str(tmp_path),
                              "--adv-weight", "0.5", "--attacker-steps", "2",
-                             "--adversarial-targets", "forget", "-q", "--json")
+                             "--adversarial-targets", "forget", "--adversarial-every", "2",
+                             "-q", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["parent"] == str(runs["original"].resolve())
     recorded = json.loads((Path(result["run"]) / "manifest.json").read_text())["config"]["unlearn"]
     assert (recorded["adv_weight"], recorded["attacker_steps"]) == (0.5, 2)
-    assert recorded["adversarial_targets"] == "forget"
+    assert (recorded["adversarial_targets"], recorded["adversarial_every"]) == ("forget", 2)
     code, out, err = cli("eval", result["run"], str(runs["original"]), "--class", "1",
                              "--device", "cpu", "-q", "--json", "--no-mia")
     assert code == 0, err

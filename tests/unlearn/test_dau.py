@@ -95,6 +95,12 @@ def small(**kw):
     return UnlearnConfig(**values)
 
 
+def unlearn_steps(run):
+    """The per-step records of a run's unlearning phase, from its log.jsonl."""
+    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    return [r for r in records if r["phase"] == "unlearn"]
+
+
 def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
     from dau.unlearn.run import unlearn
 
@@ -102,8 +108,7 @@ def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
                   model=original.path, runs_dir=tmp_path, out=tmp_path / "u", progress=False)
     assert run.manifest["status"] == "complete" and run.manifest["kind"] == "dau"
     assert run.manifest["parent"] == str(original.path.resolve())
-    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
-    steps = [r for r in records if r["phase"] == "unlearn"]
+    steps = unlearn_steps(run)
     assert [r["beta"] for r in steps[:4]] == [1.0, 1.0, 1.0, 0.0]
     assert all("adv_loss" not in r for r in steps[3:]) and all(r["lr"] == 0.005 for r in steps[3:])
     # the defender's accuracy on each adversarial step's forget and validation batches
@@ -145,8 +150,7 @@ def test_cosine_schedule_decays_from_each_learning_rate_to_zero(original, tmp_pa
     from dau.unlearn.run import unlearn
 
     def lrs(run):
-        records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
-        return [r["lr"] for r in records if r["phase"] == "unlearn"]
+        return [r["lr"] for r in unlearn_steps(run)]
 
     dau = lrs(unlearn(small(epochs=2, lr=0.02, stop_iter=3, stop_lr=0.005, schedule="cosine"),
                       forget="class:1", model=original.path, runs_dir=tmp_path, progress=False))
@@ -164,6 +168,20 @@ def test_cosine_schedule_decays_from_each_learning_rate_to_zero(original, tmp_pa
     constant = lrs(unlearn(small(method="ft", lr=0.01), forget="random:10%",
                            model=original.path, runs_dir=tmp_path, progress=False))
     assert set(constant) == {0.01}
+
+
+def test_adversarial_every_n_steps_trains_on_the_retain_batch_alone_between(original, tmp_path):
+    from dau.unlearn.run import unlearn
+
+    run = unlearn(small(adversarial_every=3), forget="random:10%", model=original.path,
+                  runs_dir=tmp_path, progress=False)
+    steps = unlearn_steps(run)
+    adversarial = [r["step"] for r in steps if "adv_loss" in r]
+    assert len(steps) > 4 and adversarial == list(range(1, len(steps) + 1, 3))
+    assert [r["beta"] for r in steps] == [1.0 if r["step"] in adversarial else 0.0 for r in steps]
+    assert all("attacker_loss" not in r for r in steps if r["step"] not in adversarial)
+    assert run.manifest["summary"]["adversarial_steps"] == len(adversarial)
+    assert run.manifest["config"]["unlearn"]["adversarial_every"] == 3
 
 
 def test_dau_keeps_pruned_weights_at_zero(original):

@@ -88,6 +88,10 @@ __all__ = ["unlearn"]
               "(the validation set is then trained on, and VA is not held out), or the forget "
               "passes only (forget samples are pushed to look like validation ones, which the "
               "defender leaves alone).")
+@click.option("--adversarial-every", type=int, default=_D.adversarial_every, show_default=True,
+              help="DAU: run the adversarial branch (the attacker update and the defender's "
+              "adversarial and cross-correlation terms) on every N-th step only; the steps "
+              "between fine-tune on their retain batch alone, at a small fraction of the cost.")
 @kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
                 "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
                 "(same numbers within float tolerance).")

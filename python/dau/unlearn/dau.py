@@ -45,7 +45,9 @@ Options beyond the reference (defaults keep its behaviour): ``adversarial_bn="ru
 normalises the forget/validation passes with the running statistics;
 ``adversarial_targets="forget"`` runs the validation passes without a graph, so the
 defender's adversarial and cross-correlation losses train through the forget passes
-only and the validation set stays held out; ``schedule="cosine"`` decays the lr.
+only and the validation set stays held out; ``schedule="cosine"`` decays the lr;
+``adversarial_every=N`` runs the adversarial branch on every N-th step only, so a run can
+fit the retain set over more epochs at the adversarial cost of fewer.
 """
 
 from __future__ import annotations
@@ -457,7 +459,8 @@ class DauStep:
 
 
 def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
-    """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch."""
+    """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch
+    (per ``adversarial_every`` retain batches; the others train on the retain batch alone)."""
     from dau.unlearn._registry import epochs_of_batches, set_lr, steps_per_epoch
 
     check_inputs(ctx, config)
@@ -485,7 +488,8 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     ):
         step += 1
         stopped = ctx.classwise and step > config.stop_iter
-        beta = 0.0 if stopped else 1.0
+        # β as applied: 0 after the class-wise stop and on the steps between adversarial ones
+        beta = 0.0 if stopped or (step - 1) % config.adversarial_every else 1.0
         lr = set_lr(defender_opt, config.schedule, config.stop_lr if stopped else config.lr,
                     step, total)
         record: dict[str, Any] = {"phase": "unlearn", "epoch": epoch + 1, "step": step,
