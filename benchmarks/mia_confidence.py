@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
 from dau.checkpoint import load_run
-from dau.data.datasets import load_dataset
 from dau.eval.accuracy import predict
-from dau.eval.runs import resolve_plan
+from dau.eval.mia import mia_features
+from dau.eval.runs import evaluation_sets
 
 THRESHOLDS = (0.5, 0.9, 0.99)
 QUANTILES = (0.05, 0.1, 0.2)
@@ -37,7 +37,7 @@ def confidences(run_dir: Path, sets: dict, device: str) -> dict[str, np.ndarray]
     out = {}
     for name, data in sets.items():
         pred = predict(model, data.images, data.labels, device=device, progress=False)
-        out[name] = pred.probs[np.arange(len(pred.labels)), pred.labels]
+        out[name] = mia_features(pred)["confidence"][:, 0]  # the confidence attack's feature
     return out
 
 
@@ -51,14 +51,8 @@ def main() -> int:
     args = parser.parse_args()
 
     reference = load_run(args.reference)
-    dataset = load_dataset(reference.config["dataset"],
-                           args.data_dir or reference.config.get("data_dir"))
-    plan = resolve_plan(reference, labels=dataset.train.labels,
-                        num_classes=dataset.info.num_classes)
-    test = plan.test_indices(dataset.test.labels.numpy(), True)
-    sets = {"retain": dataset.train.subset(plan.retain),
-            "forget": dataset.train.subset(plan.forget),
-            "test": dataset.test.subset(test)}
+    plan, every_set = evaluation_sets(reference, data_dir=args.data_dir)
+    sets = {name: every_set[name] for name in ("retain", "forget", "test")}
     print(f"split {plan.spec} of {reference.name}; confidence = p_y, the softmax of the label")
     head = "  ".join(f"<{t:g}" for t in THRESHOLDS)
     quant = "  ".join(f"q{q:g}" for q in QUANTILES)

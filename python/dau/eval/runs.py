@@ -18,7 +18,7 @@ import numpy as np
 from dau.checkpoint import Run
 from dau.errors import SplitMismatchError
 
-__all__ = ["evaluate_run", "resolve_plan"]
+__all__ = ["evaluate_run", "evaluation_sets", "resolve_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,40 @@ def resolve_plan(run: Run, *, labels: Any, num_classes: int, reference: Run | No
     return plan
 
 
+def evaluation_sets(
+    run: Run,
+    *,
+    reference: Run | None = None,
+    forget: str | None = None,
+    data_dir: str | None = None,
+    drop_forgotten_classes: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """The split plan ``run`` is judged on and its retain, forget, val and test sets.
+
+    The dataset is checked against the run's split file first. For class-wise
+    forgetting the forgotten classes are dropped from the test set unless
+    ``drop_forgotten_classes`` is False.
+    """
+    from dau.checkpoint import SPLIT
+    from dau.data.datasets import load_dataset
+    from dau.data.splits import check_dataset
+
+    config = run.config
+    dataset = load_dataset(config["dataset"], data_dir or config.get("data_dir"))
+    check_dataset(run.path / SPLIT, dataset, f"run {run.name}")
+    plan = resolve_plan(run, reference=reference, forget=forget,
+                        labels=dataset.train.labels, num_classes=dataset.info.num_classes)
+    test_idx = plan.test_indices(dataset.test.labels.numpy(), drop_forgotten_classes)
+    train = dataset.train
+    sets = {  # the training split is retain ∪ forget: its accuracy is derived, not re-predicted
+        "retain": train.subset(plan.retain),
+        "forget": train.subset(plan.forget),
+        "val": train.subset(plan.val),
+        "test": dataset.test.subset(test_idx),
+    }
+    return plan, sets
+
+
 def evaluate_run(
     run: Run,
     *,
@@ -100,27 +134,12 @@ def evaluate_run(
     For class-wise forgetting the forgotten classes are dropped from the test set
     (as the reference does) unless ``drop_forgotten_classes`` is False.
     """
-    from dau.checkpoint import SPLIT
     from dau.config import resolve_device
-    from dau.data.datasets import load_dataset
-    from dau.data.splits import check_dataset
     from dau.eval import evaluate
 
     device = resolve_device(device)
-    config = run.config
-    dataset = load_dataset(config["dataset"], data_dir or config.get("data_dir"))
-    info = dataset.info
-    check_dataset(run.path / SPLIT, dataset, f"run {run.name}")
-    plan = resolve_plan(run, reference=reference, forget=forget,
-                        labels=dataset.train.labels, num_classes=info.num_classes)
-    test_idx = plan.test_indices(dataset.test.labels.numpy(), drop_forgotten_classes)
-    train = dataset.train
-    sets = {  # the training split is retain ∪ forget: its accuracy is derived, not re-predicted
-        "retain": train.subset(plan.retain),
-        "forget": train.subset(plan.forget),
-        "val": train.subset(plan.val),
-        "test": dataset.test.subset(test_idx),
-    }
+    plan, sets = evaluation_sets(run, reference=reference, forget=forget, data_dir=data_dir,
+                                 drop_forgotten_classes=drop_forgotten_classes)
     model = run.load_model(device)
     log.info("evaluating %s on split %s (forget %s)", run.name, plan.fingerprint[:12], plan.spec)
     metrics = evaluate(
