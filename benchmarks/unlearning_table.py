@@ -28,8 +28,11 @@ the random or class table, by the forget option in ARGS; it starts after the
 method's own run of that mode, whose cached pretrained attacker it reuses.
 
 Jobs run as soon as the runs they need are complete, ``--jobs`` at a time
-(several fit on one GPU: the models are small). A job whose run directory is
-already complete is skipped, so an interrupted reproduction resumes. With
+(several fit on one GPU: the models are small; on the CPU each job gets its share
+of the cores, ``--threads``). A job whose run directory is already complete is
+skipped, so an interrupted reproduction resumes: an interrupted training or
+pruning run continues from its last epoch (``dau train --resume``), an
+interrupted unlearning run is kept under a new name and started afresh. With
 ``--deadline S`` no job starts after S seconds and the running ones are stopped
 at S (their run directories say "running"); the eval stage then reports what
 exists.
@@ -73,6 +76,13 @@ class Job:
     command: list[str] | None = None  # a plain command instead of ``dau ARGS``
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,9 +112,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--build-ops", action="store_true",
                    help="Build the op library (csrc/build_ops.py) as a first job, needed by the "
                    "sparse rows, in a source checkout that was not installed.")
-    p.add_argument("--jobs", type=int, default=1, help="Training and unlearning jobs run at once.")
-    p.add_argument("--eval-jobs", type=int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="Training and unlearning jobs run at once.")
+    p.add_argument("--eval-jobs", type=positive_int, default=1,
                    help="Evaluations run at once (each as soon as its runs are complete).")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads of each job and evaluation (default on the CPU, unless "
+                   "OMP_NUM_THREADS is set: the cores divided among --jobs, and among --eval-jobs).")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--deadline", type=float, default=None,
@@ -186,6 +200,46 @@ def resolve_paths(argv: list[str], root: Path, names: set[str]) -> list[str]:
     return out
 
 
+def job_argv(job: Job, args: argparse.Namespace, names: set[str]) -> list[str]:
+    """The command that runs ``job``. A training or pruning run interrupted after an
+    epoch (its directory holds the resume state) continues where it stopped; any other
+    unfinished run directory is kept under a new name and the job starts afresh."""
+    if job.command is not None:
+        return job.command
+    run: Path = args.root / job.name
+    dau = [sys.executable, "-m", "dau"]
+    if run.exists():
+        if (job.args[0] in ("train", "prune") and (run / "state.pt").is_file()
+                and manifest_status(run) in ("running", "interrupted")):
+            return [*dau, "train", "--resume", str(run), "--device", args.device, "--quiet"]
+        run.rename(args.root / f"{job.name}.interrupted-{int(time.time())}")
+    return [*dau, *resolve_paths(job.args, args.root, names), "--out", str(run), "--quiet"]
+
+
+def cpu_threads(args: argparse.Namespace, workers: int) -> int | None:
+    """Torch threads for each of ``workers`` processes sharing the CPU, so that parallel
+    jobs do not oversubscribe the cores; None (torch's own default) on a GPU run, or
+    where OMP_NUM_THREADS is set."""
+    if args.threads is not None:
+        return args.threads
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    if args.device == "auto":
+        import torch
+
+        on_cpu = not torch.cuda.is_available()
+    else:
+        on_cpu = args.device == "cpu"
+    return max(1, (os.cpu_count() or 1) // workers) if on_cpu else None
+
+
+def _limit_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 class Evaluations:
     """Evaluations of (run, reference) pairs in worker processes, each started as soon as
     both run directories are complete, cached in ``<root>/eval/pairs/``."""
@@ -229,8 +283,10 @@ class Evaluations:
             if all(manifest_status(self.root / name) == "complete" for name in pair if name):
                 if self.pool is None:
                     self.pool = ProcessPoolExecutor(
-                        max_workers=max(1, self.args.eval_jobs),
-                        mp_context=multiprocessing.get_context("spawn"))
+                        max_workers=self.args.eval_jobs,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_limit_threads,
+                        initargs=(cpu_threads(self.args, self.args.eval_jobs),))
                 run, ref = pair
                 task = (str(self.root / run), str(self.root / ref) if ref else None, self.kwargs)
                 self.futures[pair] = self.pool.submit(_evaluate, task)
@@ -266,6 +322,7 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, evals: Evaluations | Non
     failed: set[str] = set()
     pending = [job for job in jobs if job.name not in done]
     running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    threads = cpu_threads(args, args.jobs)
     start = time.monotonic()
     for name in sorted(done):
         print(f"[{0:7.1f}s] {name}: already complete", flush=True)
@@ -301,17 +358,14 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, evals: Evaluations | Non
             if not set(job.needs) <= done:
                 continue
             pending.remove(job)
-            if job.command is None and (root / job.name).exists():
-                # an interrupted run: start it afresh under a new name, keep the old one
-                (root / job.name).rename(root / f"{job.name}.interrupted-{int(time.time())}")
-            argv = job.command or [sys.executable, "-m", "dau",
-                                   *resolve_paths(job.args, root, names),
-                                   "--out", str(root / job.name), "--quiet"]
-            log = (root / "logs" / f"{job.name}.log").open("w")
+            argv = job_argv(job, args, names)
+            log = (root / "logs" / f"{job.name}.log").open("a")
             log.write(shlex.join(argv) + "\n")
             log.flush()
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 [str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
+            if threads is not None:
+                env["OMP_NUM_THREADS"] = str(threads)
             running[job.name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                                   env=env), elapsed)
             print(f"[{elapsed:7.1f}s] {job.name}: started", flush=True)
