@@ -76,6 +76,7 @@ bench: $(BUILT)
 	$(PY) benchmarks/sensitivity_precision.py --device cpu --batch 16
 	$(PY) benchmarks/bench_ops.py --quick
 	$(PY) benchmarks/bench_data.py --quick
+	$(PY) benchmarks/bench_allocator.py --quick
 
 wheel: $(DEPS)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \

@@ -233,7 +233,11 @@ def cpu_threads(args: argparse.Namespace, workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers) if on_cpu else None
 
 
-def _limit_threads(threads: int | None) -> None:
+def _init_worker(threads: int | None) -> None:
+    """An evaluation worker: the dau command's allocator policy, its share of the cores."""
+    from dau.allocator import tune
+
+    tune()
     if threads is not None:
         import torch
 
@@ -285,7 +289,7 @@ class Evaluations:
                     self.pool = ProcessPoolExecutor(
                         max_workers=self.args.eval_jobs,
                         mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_limit_threads,
+                        initializer=_init_worker,
                         initargs=(cpu_threads(self.args, self.args.eval_jobs),))
                 run, ref = pair
                 task = (str(self.root / run), str(self.root / ref) if ref else None, self.kwargs)

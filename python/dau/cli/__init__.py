@@ -42,6 +42,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     dau train --dataset fashion-mnist --width 0.25 --epochs 20 --forget random:10% --exclude-forget
     dau eval runs/<original> --reference runs/<retrain>
     """
+    from dau.allocator import tune
+
+    tune()  # large host allocations from the heap, kept for reuse (dau.allocator)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 

@@ -27,11 +27,13 @@ def info(as_json: bool) -> None:
     """Print the versions of dau, torch, CUDA, the Rust module and the op library."""
     import torch
 
+    from dau import allocator
     from dau.checkpoint import versions
     from dau.numerics import float32_settings
 
     data = versions()
     data["float32"] = {**float32_settings(), "dau_fd_passes": "ieee", "dau_jvp_passes": "global"}
+    data["allocator"] = allocator.policy()
     data["cuda_available"] = torch.cuda.is_available()
     data["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if as_json:
@@ -57,5 +59,6 @@ def info(as_json: bool) -> None:
     lines.append(("float32", f"cuDNN convs {f32['cudnn_conv']}, CUDA matmuls {f32['cuda_matmul']}; "
                              "DAU --sensitivity fd runs its adversarial steps in IEEE float32 "
                              "(TF32 off), jvp under these settings"))
+    lines.append(("allocator", data["allocator"]))
     for key, value in lines:
         click.echo(f"{key:<12} {value}")
