@@ -65,7 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
-from dau.checkpoint import atomic_write_json  # noqa: E402 (after the path is set)
+from dau.checkpoint import STATE, atomic_write_json  # noqa: E402 (after the path is set)
 
 
 @dataclass
@@ -209,7 +209,7 @@ def job_argv(job: Job, args: argparse.Namespace, names: set[str]) -> list[str]:
     run: Path = args.root / job.name
     dau = [sys.executable, "-m", "dau"]
     if run.exists():
-        if (job.args[0] in ("train", "prune") and (run / "state.pt").is_file()
+        if (job.args[0] in ("train", "prune") and (run / STATE).is_file()
                 and manifest_status(run) in ("running", "interrupted")):
             return [*dau, "train", "--resume", str(run), "--device", args.device, "--quiet"]
         run.rename(args.root / f"{job.name}.interrupted-{int(time.time())}")
