@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
 # A 64 MiB tensor, above glibc's largest mmap threshold (32 MiB): the change of glibc's
 # mmapped block count (mallinfo2's hblks) says whether it came from a fresh mmap.
 PROBE = """
-import ctypes, sys
+import ctypes
 import torch
 import dau.allocator as allocator
 

@@ -37,9 +37,13 @@ _INT_MAX = 2**31 - 1
 _state = {"tuned": False}
 
 
+def _opted_out() -> bool:
+    return os.environ.get("DAU_MALLOC", "").lower() == "system"
+
+
 def tune() -> bool:
     """Serve large host allocations from glibc's heap and keep freed memory; True if set."""
-    if os.environ.get("DAU_MALLOC", "").lower() == "system":
+    if _opted_out():
         return False
     if _state["tuned"]:
         return True
@@ -63,6 +67,6 @@ def policy() -> str:
     """One line for ``dau info``."""
     if _state["tuned"]:
         return "glibc heap, freed memory kept (DAU_MALLOC=system for glibc's defaults)"
-    if os.environ.get("DAU_MALLOC", "").lower() == "system":
+    if _opted_out():
         return "system default (DAU_MALLOC=system)"
     return "system default"
