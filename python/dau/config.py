@@ -30,6 +30,10 @@ SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numer
 ADVERSARIAL_BN = ("batch", "running")
 ADVERSARIAL_TARGETS = ("both", "forget")
 UNLEARN_SCHEDULES = ("constant", "cosine")
+# How an unlearning run behaves where neither its options nor its dataset's measured
+# defaults say otherwise: as the reference (spec §1.2, §8).
+REFERENCE_BEHAVIOUR: dict[str, Any] = dict(
+    schedule="constant", adversarial_targets="both", adversarial_every=1, adv_weight=0.9)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -202,8 +206,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 class UnlearnConfig:
     """Everything that determines an unlearning run.
 
-    ``lr``/``epochs``/``stop_iter``/``stop_lr`` left as None take the method's
-    defaults for the dataset and mode (``dau.unlearn.defaults``); the resolved
+    ``lr``/``epochs``/``stop_iter``/``stop_lr`` and the behaviour fields of
+    :data:`REFERENCE_BEHAVIOUR` left as None take the method's defaults for the dataset
+    and mode (``dau.unlearn.defaults``), and then the reference's behaviour; the resolved
     values are what the run's manifest records. The DAU constants default to the
     reference's (spec §1.2).
     """
@@ -213,7 +218,7 @@ class UnlearnConfig:
     epochs: int | None = None
     # the learning rate over the run: constant (the reference), or cosine from --lr (and
     # from --stop-unlearn-lr after the stop) to 0 at the last step
-    schedule: str = "constant"
+    schedule: str | None = None
     batch_size: int = 256
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -228,12 +233,12 @@ class UnlearnConfig:
     sensitivity: str = "fd"
     adversarial_bn: str = "batch"
     # which passes the defender's adversarial and cross-correlation losses train through
-    adversarial_targets: str = "both"
+    adversarial_targets: str | None = None
     # run the adversarial branch on every N-th step only (1: every step, the reference);
     # the steps between fine-tune on their retain batch alone
-    adversarial_every: int = 1
+    adversarial_every: int | None = None
     bt_weight: float = 1e-3
-    adv_weight: float = 0.9
+    adv_weight: float | None = None
     offdiag_weight: float = 5e-3
     std_eps: float = 1e-5
     attacker_arch: str = "transformer"
@@ -260,11 +265,12 @@ class UnlearnConfig:
         for name in ("sigma", "attacker_lr"):
             _positive(name, getattr(self, name))
         for name in ("bt_weight", "adv_weight", "offdiag_weight", "std_eps"):
-            _positive(name, getattr(self, name), allow_zero=True)
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name), allow_zero=True)
         if self.attacker_steps < 1 or self.attacker_pretrain_iters < 0:
             raise ConfigError("--attacker-steps must be ≥ 1 and --attacker-iters ≥ 0, got "
                               f"{self.attacker_steps} and {self.attacker_pretrain_iters}")
-        if self.adversarial_every < 1:
+        if self.adversarial_every is not None and self.adversarial_every < 1:
             raise ConfigError(
                 f"--adversarial-every: expected at least 1, got {self.adversarial_every}")
         if self.seed < 0:
@@ -272,14 +278,15 @@ class UnlearnConfig:
         for name, choices in (("kernels", KERNELS), ("sensitivity", SENSITIVITY),
                               ("adversarial_bn", ADVERSARIAL_BN), ("schedule", UNLEARN_SCHEDULES),
                               ("adversarial_targets", ADVERSARIAL_TARGETS)):
-            _choice(name, getattr(self, name), choices)
+            if getattr(self, name) is not None:
+                _choice(name, getattr(self, name), choices)
         if self.reference_compat:  # what the reference does, which these options change
             for name, reference, does in (
                 ("adversarial_bn", "batch", "normalises with batch statistics"),
                 ("adversarial_targets", "both", "trains through the validation passes too"),
                 ("adversarial_every", 1, "runs the adversarial branch on every step"),
             ):
-                if getattr(self, name) != reference:
+                if getattr(self, name) not in (None, reference):
                     raise ConfigError(
                         f"--{name.replace('_', '-')} {getattr(self, name)} contradicts "
                         f"--reference-compat (the reference {does}); give one of them")
@@ -290,3 +297,8 @@ class UnlearnConfig:
 
     def replace(self, **changes: Any) -> UnlearnConfig:
         return dataclasses.replace(self, **changes)
+
+    def filled(self) -> UnlearnConfig:
+        """This config with its unset behaviour fields at the reference's values."""
+        return self.replace(**{k: v for k, v in REFERENCE_BEHAVIOUR.items()
+                               if getattr(self, k) is None})

@@ -222,11 +222,39 @@ def test_defaults_are_per_dataset_and_mode_and_flags_win():
         return c.lr, c.epochs, c.stop_iter, c.stop_lr
 
     assert key(resolve(UnlearnConfig(), "fashion-mnist", True)) == (0.02, 3, 60, 0.01)
-    assert key(resolve(UnlearnConfig(), "fashion-mnist", False)) == (0.01, 1, None, None)
+    assert key(resolve(UnlearnConfig(), "fashion-mnist", False)) == (0.05, 3, None, None)
     assert key(resolve(UnlearnConfig(), "cifar100", True)) == (0.02, 5, 30, 0.02)
     assert key(resolve(UnlearnConfig(), "svhn", True)) == (0.02, 3, 30, 0.01)  # CIFAR-10's
     assert key(resolve(UnlearnConfig(stop_iter=20, epochs=1), "fashion-mnist", True)) == (
         0.02, 1, 20, 0.01)
+
+
+def test_behaviour_defaults_are_per_dataset_then_the_reference_s():
+    from dau.config import REFERENCE_BEHAVIOUR
+    from dau.unlearn.defaults import resolve
+
+    def behaviour(c):
+        return {k: getattr(c, k) for k in REFERENCE_BEHAVIOUR}
+
+    recipe = dict(schedule="cosine", adversarial_targets="forget", adversarial_every=3,
+                  adv_weight=3.0)
+    assert behaviour(resolve(UnlearnConfig(), "fashion-mnist", False)) == recipe
+    # datasets and modes without measured behaviour run as the reference, FT too
+    for dataset, classwise, method in (("fashion-mnist", True, "dau"), ("cifar10", False, "dau"),
+                                       ("fashion-mnist", False, "ft")):
+        resolved = resolve(UnlearnConfig(method=method), dataset, classwise)
+        assert behaviour(resolved) == REFERENCE_BEHAVIOUR
+    # a flag wins over its field of the recipe only
+    mixed = resolve(UnlearnConfig(adversarial_targets="both", adv_weight=0.5), "fashion-mnist",
+                    False)
+    assert behaviour(mixed) == {**recipe, "adversarial_targets": "both", "adv_weight": 0.5}
+    # --reference-compat runs the reference's seed command where a recipe departs from it
+    compat = resolve(UnlearnConfig(reference_compat=True), "fashion-mnist", False)
+    assert behaviour(compat) == REFERENCE_BEHAVIOUR
+    assert (compat.lr, compat.epochs) == (0.01, 3)
+    assert resolve(UnlearnConfig(reference_compat=True), "fashion-mnist", True).stop_iter == 60
+    # an unresolved config runs as the reference
+    assert behaviour(UnlearnConfig().filled()) == REFERENCE_BEHAVIOUR
 
 
 def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_path):
@@ -240,6 +268,8 @@ def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_
                   out=tmp_path / "x", progress=False)
     resolved = run.manifest["config"]["unlearn"]
     assert (resolved["stop_iter"], resolved["stop_lr"], resolved["lr"]) == (30, 0.01, 0.02)
+    assert (resolved["schedule"], resolved["adversarial_targets"], resolved["adversarial_every"],
+            resolved["adv_weight"]) == ("constant", "both", 1, 0.9)  # recorded as run
     data = load_dataset(SYNTH)
     ctx = UnlearnContext(defender=original.load_model(), info=data.info, train=data.train,
                          plan=plan_split(data.train.labels, 4, "class:1", 1), device="cpu",

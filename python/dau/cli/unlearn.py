@@ -31,10 +31,10 @@ __all__ = ["unlearn"]
 @click.option("--lr", type=float, default=None,
               help="Defender learning rate (default: the method's for the dataset and mode).")
 @click.option("--epochs", type=int, default=None, help="Passes over the retain set (default: per dataset).")
-@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default=_D.schedule,
-              show_default=True,
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default=None,
               help="Learning rate over the run: constant (the reference), or cosine from --lr "
-              "(--stop-unlearn-lr after the stop) to 0 at the end.")
+              "(--stop-unlearn-lr after the stop) to 0 at the end (default: per dataset and "
+              "mode, else constant).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the batch streams.")
 @click.option("--stop-iter", type=int, default=None,
               help="Class-wise DAU: step after which β = 0 and the adversarial branch stops.")
@@ -48,9 +48,9 @@ __all__ = ["unlearn"]
 @click.option("--noise-copies", type=int, default=_D.noise_copies, show_default=True,
               help="Noisy copies per sample for the sensitivity feature.")
 @click.option("--sigma", type=float, default=_D.sigma, show_default=True, help="Noise scale.")
-@click.option("--adv-weight", type=float, default=_D.adv_weight, show_default=True,
+@click.option("--adv-weight", type=float, default=None,
               help="DAU: weight of the attacker cross-entropy (reversed labels) in the "
-              "defender's loss.")
+              "defender's loss (default: per dataset and mode, else the reference's 0.9).")
 @click.option("--bt-weight", type=float, default=_D.bt_weight, show_default=True,
               help="DAU: weight of the forget/validation cross-correlation term.")
 @click.option("--offdiag-weight", type=float, default=_D.offdiag_weight, show_default=True,
@@ -81,17 +81,17 @@ __all__ = ["unlearn"]
               "DAU (and attacker pretraining): each batch's own statistics, as the reference "
               "(a class-wise forget batch holds one class), or the running statistics the "
               "deployed model uses.")
-@click.option("--adversarial-targets", type=click.Choice(["both", "forget"]),
-              default=_D.adversarial_targets, show_default=True,
+@click.option("--adversarial-targets", type=click.Choice(["both", "forget"]), default=None,
               help="Which passes DAU's defender trains through with its adversarial and "
               "cross-correlation losses: the forget and the validation passes, as the reference "
               "(the validation set is then trained on, and VA is not held out), or the forget "
               "passes only (forget samples are pushed to look like validation ones, which the "
-              "defender leaves alone).")
-@click.option("--adversarial-every", type=int, default=_D.adversarial_every, show_default=True,
+              "defender leaves alone). Default: per dataset and mode, else both.")
+@click.option("--adversarial-every", type=int, default=None,
               help="DAU: run the adversarial branch (the attacker update and the defender's "
               "adversarial and cross-correlation terms) on every N-th step only; the steps "
-              "between fine-tune on their retain batch alone, at a small fraction of the cost.")
+              "between fine-tune on their retain batch alone, at a small fraction of the cost "
+              "(default: per dataset and mode, else 1).")
 @kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
                 "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
                 "(same numbers within float tolerance).")

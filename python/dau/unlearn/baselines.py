@@ -23,6 +23,7 @@ __all__ = ["fine_tune", "gradient_ascent"]
 
 
 def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc: str) -> dict[str, Any]:
+    config = config.filled()
     indices = getattr(ctx.plan, set_name)
     optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay, kernels=config.kernels)

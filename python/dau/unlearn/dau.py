@@ -162,7 +162,7 @@ class Probe:
         return cls(copies=config.noise_copies, sigma=config.sigma, sensitivity=config.sensitivity,
                    kernels=config.kernels, merged=not compat,
                    bn="update" if compat else config.adversarial_bn,
-                   val_grad=config.adversarial_targets == "both")
+                   val_grad=config.adversarial_targets != "forget")  # (unset: both)
 
 
 def attacker_input(
@@ -408,6 +408,7 @@ class DauStep:
     probe: Probe = field(init=False)
 
     def __post_init__(self) -> None:
+        self.config = self.config.filled()
         self.probe = Probe.of(self.config)
 
     def __call__(
@@ -570,6 +571,7 @@ def dau_method(ctx: Any, config: Any) -> dict[str, Any]:
     """DAU: pretrain (or reuse) the attacker, then run the min-max loop."""
     from dau.numerics import policy
 
+    config = config.filled()
     check_inputs(ctx, config)
     if config.kernels == "fused":
         require_kernels(ctx.device, masked=ctx.masks is not None)
