@@ -19,6 +19,24 @@ def test_info_reports_versions(cli):
         assert key in data
 
 
+def test_threads_option_sets_torch_s_cpu_threads(cli, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code, out, err = cli("--threads", "1", "info", "--json")
+        assert code == 0, err
+        assert json.loads(out)["cpu_threads"] == 1
+        monkeypatch.setenv("DAU_THREADS", "2")
+        code, out, err = cli("info", "--json")
+        assert code == 0, err
+        assert json.loads(out)["cpu_threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+    code, _, err = cli("--threads", "0", "info")
+    assert code == 2 and "--threads" in err and "0" in err
+
+
 def test_help_lists_the_commands(cli):
     code, out, _ = cli("--help")
     assert code == 0

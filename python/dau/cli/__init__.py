@@ -33,18 +33,27 @@ def configure_logging(quiet: bool, verbose: int) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="dau")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="DAU_THREADS",
+              help="CPU threads of torch's operators (default: torch's, one per core, or "
+              "OMP_NUM_THREADS). Give each of several dau commands sharing a machine its part "
+              "of the cores: more threads than cores make them wait on one another.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, threads: int | None) -> None:
     """Make an image classifier forget chosen training data, and prove how well it forgot.
 
     \b
     dau train --dataset fashion-mnist --width 0.25 --epochs 20
     dau train --dataset fashion-mnist --width 0.25 --epochs 20 --forget random:10% --exclude-forget
     dau eval runs/<original> --reference runs/<retrain>
+    dau --threads 1 unlearn --dataset fashion-mnist --class 3   # one core of a shared CPU
     """
     from dau.allocator import tune
 
     tune()  # large host allocations from the heap, kept for reuse (dau.allocator)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 

@@ -34,6 +34,7 @@ def info(as_json: bool) -> None:
     data = versions()
     data["float32"] = {**float32_settings(), "dau_fd_passes": "ieee", "dau_jvp_passes": "global"}
     data["allocator"] = allocator.policy()
+    data["cpu_threads"] = torch.get_num_threads()
     data["cuda_available"] = torch.cuda.is_available()
     data["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if as_json:
@@ -60,5 +61,6 @@ def info(as_json: bool) -> None:
                              "DAU --sensitivity fd runs its adversarial steps in IEEE float32 "
                              "(TF32 off), jvp under these settings"))
     lines.append(("allocator", data["allocator"]))
+    lines.append(("cpu threads", f"{data['cpu_threads']} (dau --threads N, or OMP_NUM_THREADS)"))
     for key, value in lines:
         click.echo(f"{key:<12} {value}")
