@@ -77,9 +77,13 @@ def test_prune_rewinds_and_retrains_a_sparse_model(original, tmp_path):
         assert (weights[name][mask == 0] == 0).all()
 
 
-def test_unlearning_a_pruned_model_keeps_it_sparse(original, tmp_path):
+def test_unlearning_a_pruned_model_keeps_it_sparse(original, tmp_path, monkeypatch):
     from dau.prune.run import prune
+    from dau.unlearn.defaults import DEFAULTS
     from dau.unlearn.run import find_original, unlearn
+
+    # a pruned model takes its mode's "-sparse" defaults where there are some
+    monkeypatch.setitem(DEFAULTS, ("ft", "cifar10", "random-sparse"), dict(lr=0.02, epochs=1))
 
     # beside the original, and newer than it
     pruned = prune(original.path, 0.9, epochs=1, device="cpu", runs_dir=original.path.parent,
@@ -94,6 +98,7 @@ def test_unlearning_a_pruned_model_keeps_it_sparse(original, tmp_path):
         for name, mask in masks.items():
             assert (weights[name][mask == 0] == 0).all(), (method, name)
         assert load_run(run.path).manifest["pruning"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
+        assert run.manifest["config"]["unlearn"]["lr"] == (0.02 if method == "ft" else 0.01)
     # a masks file applied to the dense original
     run = unlearn(config.replace(method="ft"), forget="random:10%", model=original.path,
                   mask=pruned.path / "masks.safetensors", runs_dir=tmp_path, progress=False)

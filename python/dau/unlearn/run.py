@@ -112,7 +112,6 @@ def unlearn(
             f"the original model {original.name} was trained on another train/validation split "
             "than the one planned now; has the dataset changed?"
         )
-    config = resolve(config, source["dataset"], bool(plan.forgotten_classes))
     defender = original.load_model(device)
     masks = None
     if mask_run or original.manifest.get("model", {}).get("masks", "none") != "none":
@@ -123,6 +122,8 @@ def unlearn(
     if masks is not None:
         masks = {k: v.to(device) for k, v in masks.items()}
         log.info("the model is pruned: %.2f %% of its masked weights are zero", 100 * sparsity(masks))
+    config = resolve(config, source["dataset"], bool(plan.forgotten_classes),
+                     sparse=masks is not None)
     path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
                                f"{source['arch']}-{config.method}", out)
     run = ckpt.Run(path=path, manifest={
