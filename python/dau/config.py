@@ -34,6 +34,12 @@ UNLEARN_SCHEDULES = ("constant", "cosine")
 # defaults say otherwise: as the reference (spec §1.2, §8).
 REFERENCE_BEHAVIOUR: dict[str, Any] = dict(
     schedule="constant", adversarial_targets="both", adversarial_every=1, adv_weight=0.9)
+# The options whose value --reference-compat requires: the reference's, and what it does.
+REFERENCE_COMPAT_FIELDS: dict[str, tuple[Any, str]] = {
+    "adversarial_bn": ("batch", "normalises with batch statistics"),
+    "adversarial_targets": ("both", "trains through the validation passes too"),
+    "adversarial_every": (1, "runs the adversarial branch on every step"),
+}
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -281,11 +287,7 @@ class UnlearnConfig:
             if getattr(self, name) is not None:
                 _choice(name, getattr(self, name), choices)
         if self.reference_compat:  # what the reference does, which these options change
-            for name, reference, does in (
-                ("adversarial_bn", "batch", "normalises with batch statistics"),
-                ("adversarial_targets", "both", "trains through the validation passes too"),
-                ("adversarial_every", 1, "runs the adversarial branch on every step"),
-            ):
+            for name, (reference, does) in REFERENCE_COMPAT_FIELDS.items():
                 if getattr(self, name) not in (None, reference):
                     raise ConfigError(
                         f"--{name.replace('_', '-')} {getattr(self, name)} contradicts "

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dau.config import REFERENCE_BEHAVIOUR, UnlearnConfig
+from dau.config import REFERENCE_COMPAT_FIELDS, UnlearnConfig
 
 __all__ = ["DEFAULTS", "resolve"]
 
@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 
 def _departs(table: dict[str, Any]) -> bool:
     """Whether defaults change what ``--reference-compat`` keeps as the reference does."""
-    return any(table.get(k, REFERENCE_BEHAVIOUR[k]) != REFERENCE_BEHAVIOUR[k]
-               for k in ("adversarial_targets", "adversarial_every"))
+    return any(table.get(name, reference) != reference
+               for name, (reference, _) in REFERENCE_COMPAT_FIELDS.items())
 
 
 def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
