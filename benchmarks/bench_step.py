@@ -25,6 +25,12 @@ implementation, not the precision. For information, ours is also timed with
 ``--sensitivity jvp`` and, on CUDA, the reference with torch's defaults (cuDNN
 convolutions in TF32 on Ampere+, as the reference code runs).
 
+Allocator: ``dau`` commands serve large host allocations from glibc's heap
+(``dau.allocator``); the reference scripts run with glibc's defaults. Both sides are
+timed with glibc's defaults (the goal's row), and on the CPU again side by side in a
+subprocess under dau's policy (what a ``dau`` command runs with; the reference maps and
+faults in more large tensors a step than ours, so the policy can move the ratio either way).
+
 Memory (4): on CUDA ``torch.cuda.max_memory_allocated`` over one step (after a warm-up
 step); on the CPU the growth of the peak resident set size (``ru_maxrss``) over one
 step in a fresh subprocess per contender (``VmHWM`` after the step minus before it;
@@ -230,9 +236,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(args: argparse.Namespace, device: str) -> dict[str, float]:
-    """Median seconds per adversarial step of each contender, interleaved."""
-    steps = {name: CONTENDERS[name](Setup(args, device)) for name in contenders(device)}
+def time_steps(args: argparse.Namespace, device: str,
+               names: list[str] | None = None) -> dict[str, float]:
+    """Median seconds per adversarial step of each contender (``names``: all), interleaved."""
+    steps = {name: CONTENDERS[name](Setup(args, device)) for name in names or contenders(device)}
     for one in steps.values():
         one(0, 1.0)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -274,6 +281,31 @@ def peak_memory(args: argparse.Namespace, device: str, name: str) -> float:
     cmd = [sys.executable, __file__, "--memory-child", name, *sys.argv[1:]]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return float(out.strip().splitlines()[-1])
+
+
+def time_steps_tuned(args: argparse.Namespace) -> dict[str, float]:
+    """``time_steps`` of ours and the reference in a subprocess under dau's allocator policy.
+
+    ``dau.allocator.tune`` (what the ``dau`` command sets) changes glibc for the whole
+    process and cannot be undone, so the main process times both sides with glibc's
+    defaults and this child times them again, side by side, with the policy.
+    """
+    cmd = [sys.executable, __file__, "--allocator-child", *sys.argv[1:]]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    times: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return times
+
+
+def allocator_child(args: argparse.Namespace) -> None:
+    from dau.allocator import tune
+
+    if not tune():  # not glibc, or DAU_MALLOC=system: no rows
+        print("{}")
+        return
+    import dau.ops
+
+    dau.ops.load()
+    print(json.dumps(time_steps(args, "cpu", ["fused", "reference"])))
 
 
 def peak_rss() -> int:
@@ -327,6 +359,7 @@ def main() -> int:
                         help="also write torch.profiler tables of one adversarial step of "
                              "ours and of the reference to FILE")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--allocator-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     quick = dict(batch=32, width=0.125, size=28, channels=1, repeats=2)
     full = dict(batch=256, width=0.25, size=32, channels=3, repeats=10)
@@ -337,6 +370,9 @@ def main() -> int:
     args.run_steps, args.stop = (16, 1) if args.quick else (48, 3)
     if args.memory_child:
         memory_child(args)
+        return 0
+    if args.allocator_child:
+        allocator_child(args)
         return 0
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -352,6 +388,7 @@ def main() -> int:
     print(f"problem : ResNet-18 width {args.width}, {args.channels}x{args.size}x{args.size}, "
           f"batch {args.batch}, m = {args.copies}, device {device}")
     steps = time_steps(args, device)
+    tuned = time_steps_tuned(args) if device == "cpu" else {}
     run = time_classwise(args, device)
     memory = {name: peak_memory(args, device, name) for name in contenders(device)}
     rows = [
@@ -362,6 +399,8 @@ def main() -> int:
          steps["reference"], None),
         ("(3) DAU step, --adversarial-targets forget, s", steps["fused-forget-targets"],
          steps["reference"], None),
+        *([("(3) DAU step, both under dau's allocator policy, s", tuned["fused"],
+            tuned["reference"], None)] if tuned else []),
         *([("(3) DAU step vs reference in TF32, s", steps["fused"], steps["reference-tf32"], None),
            ("(3) --sensitivity jvp vs reference in TF32, s", steps["fused-jvp"],
             steps["reference-tf32"], None)] if "reference-tf32" in steps else []),
@@ -375,11 +414,12 @@ def main() -> int:
          memory["fused-forget-targets"] / 2**20, memory["reference"] / 2**20, None),
     ]
     print()
-    print(f"{'claim':<48} {'ours':>10} {'reference':>10} {'ratio':>7}")
+    width = max(len(row[0]) for row in rows)
+    print(f"{'claim':<{width}} {'ours':>10} {'reference':>10} {'ratio':>7}")
     results = []
     for label, mine, theirs, goal in rows:
         ratio = theirs / mine if mine > 0 else float("inf")
-        print(f"{label:<48} {mine:>10.3f} {theirs:>10.3f} {ratio:>6.2f}x {verdict(ratio, goal)}")
+        print(f"{label:<{width}} {mine:>10.3f} {theirs:>10.3f} {ratio:>6.2f}x {verdict(ratio, goal)}")
         results.append({"claim": label, "ours": mine, "reference": theirs, "ratio": ratio,
                         "goal": goal, "met": None if goal is None else ratio >= goal})
     print("ratio = reference / ours (> 1: ours is faster or smaller)")
