@@ -32,7 +32,8 @@ Jobs run as soon as the runs they need are complete, ``--jobs`` at a time
 of the cores, ``--threads``). A job whose run directory is already complete is
 skipped, so an interrupted reproduction resumes: an interrupted training or
 pruning run continues from its last epoch (``dau train --resume``), an
-interrupted unlearning run is kept under a new name and started afresh. With
+interrupted unlearning run from its last saved state (``dau unlearn --resume``),
+and a run that saved none is kept under a new name and started afresh. With
 ``--deadline S`` no job starts after S seconds and the running ones are stopped
 at S (their run directories say "running"); the eval stage then reports what
 exists.
@@ -201,17 +202,19 @@ def resolve_paths(argv: list[str], root: Path, names: set[str]) -> list[str]:
 
 
 def job_argv(job: Job, args: argparse.Namespace, names: set[str]) -> list[str]:
-    """The command that runs ``job``. A training or pruning run interrupted after an
-    epoch (its directory holds the resume state) continues where it stopped; any other
-    unfinished run directory is kept under a new name and the job starts afresh."""
+    """The command that runs ``job``. A run interrupted after it saved its resume state
+    (training and pruning: after an epoch; unlearning: every 10 minutes and epoch)
+    continues where it stopped; any other unfinished run directory is kept under a new
+    name and the job starts afresh."""
     if job.command is not None:
         return job.command
     run: Path = args.root / job.name
     dau = [sys.executable, "-m", "dau"]
     if run.exists():
-        if (job.args[0] in ("train", "prune") and (run / STATE).is_file()
+        if (job.args[0] in ("train", "prune", "unlearn") and (run / STATE).is_file()
                 and manifest_status(run) in ("running", "interrupted")):
-            return [*dau, "train", "--resume", str(run), "--device", args.device, "--quiet"]
+            command = "unlearn" if job.args[0] == "unlearn" else "train"
+            return [*dau, command, "--resume", str(run), "--device", args.device, "--quiet"]
         run.rename(args.root / f"{job.name}.interrupted-{int(time.time())}")
     return [*dau, *resolve_paths(job.args, args.root, names), "--out", str(run), "--quiet"]
 

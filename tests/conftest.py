@@ -20,3 +20,26 @@ def tiny_config():
         return TrainConfig(**values)
 
     return make
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``dau ARGS…`` in-process; return (exit code, stdout, stderr).
+
+    The command's logging setup (a handler on the captured stderr) is undone afterwards,
+    so that later tests do not log into a closed stream.
+    """
+    import logging
+
+    from dau.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    logger = logging.getLogger("dau")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield run
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

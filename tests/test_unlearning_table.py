@@ -70,21 +70,23 @@ def _run_dir(path: Path, status: str, state: bool) -> None:
         (path / "state.pt").write_bytes(b"")
 
 
-def test_interrupted_training_resumes_and_other_runs_restart(table, tmp_path):
+def test_interrupted_runs_resume_and_runs_without_state_restart(table, tmp_path):
     args = table.parse_args(["--root", str(tmp_path), "--device", "cpu"])
     jobs = {job.name: job for job in table.plan_jobs(args)}
     names = set(jobs)
     _run_dir(tmp_path / "original", "interrupted", state=True)
     _run_dir(tmp_path / "sparse-original", "running", state=True)
     _run_dir(tmp_path / "retrain-class", "running", state=False)  # stopped in its first epoch
-    _run_dir(tmp_path / "dau-random", "running", state=True)  # unlearning runs do not resume
+    _run_dir(tmp_path / "dau-random", "interrupted", state=True)
+    _run_dir(tmp_path / "ft-random", "running", state=False)  # stopped before its first save
 
-    for name in ("original", "sparse-original"):
+    for name, command in (("original", "train"), ("sparse-original", "train"),
+                          ("dau-random", "unlearn")):
         argv = table.job_argv(jobs[name], args, names)
-        assert argv[-6:] == ["train", "--resume", str(tmp_path / name), "--device", "cpu",
+        assert argv[-6:] == [command, "--resume", str(tmp_path / name), "--device", "cpu",
                              "--quiet"]
         assert (tmp_path / name / "manifest.json").exists()
-    for name in ("retrain-class", "dau-random"):
+    for name in ("retrain-class", "ft-random"):
         argv = table.job_argv(jobs[name], args, names)
         assert argv[-3:] == ["--out", str(tmp_path / name), "--quiet"]
         assert not (tmp_path / name).exists()

@@ -297,6 +297,11 @@ class UnlearnConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnlearnConfig:
+        check_keys(data, [f.name for f in dataclasses.fields(cls)], where="unlearn config")
+        return cls(**data)
+
     def replace(self, **changes: Any) -> UnlearnConfig:
         return dataclasses.replace(self, **changes)
 

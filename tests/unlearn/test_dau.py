@@ -5,15 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from unlearn_helpers import SYNTH, small, unlearn_steps
 
-from dau.config import TrainConfig, UnlearnConfig
+from dau.config import UnlearnConfig
 from dau.errors import ConfigError, DauError
 from dau.models.attacker import create_attacker
 from dau.ops import cross_correlation_loss
 from dau.ops.reference import counter_normal
 from dau.unlearn.dau import NoiseStream, Probe, attacker_input, draw_batch, frozen_bn_stats
-
-SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
 
 @pytest.mark.parametrize(("classes", "expected"), [(10, 141_886), (100, 511_066)])
@@ -78,27 +77,6 @@ def test_batches_of_small_sets_and_determinism():
     a, b = draw_batch(100, 10, 1, 7, 3), draw_batch(100, 10, 1, 7, 3)
     assert torch.equal(a, b) and len(set(a.tolist())) == 10
     assert not torch.equal(a, draw_batch(100, 10, 1, 7, 4))
-
-
-@pytest.fixture(scope="module")
-def original(tmp_path_factory):
-    from dau.train import train
-
-    root = tmp_path_factory.mktemp("runs")
-    config = TrainConfig(dataset=SYNTH, width=0.125, epochs=3, batch_size=32, lr=0.05, device="cpu")
-    return train(config, runs_dir=root, out=root / "original", progress=False)
-
-
-def small(**kw):
-    values = dict(epochs=1, batch_size=32, attacker_pretrain_iters=5, noise_copies=2, device="cpu")
-    values.update(kw)
-    return UnlearnConfig(**values)
-
-
-def unlearn_steps(run):
-    """The per-step records of a run's unlearning phase, from its log.jsonl."""
-    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
-    return [r for r in records if r["phase"] == "unlearn"]
 
 
 def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):

@@ -98,23 +98,40 @@ __all__ = ["unlearn"]
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (default: a new one under --runs-dir).")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, metavar="MINUTES",
+              help="Save the state --resume goes on from this often (and after every epoch).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue an interrupted unlearning run in place, with its own settings, "
+              "from its last saved state, to the result it would have had uninterrupted "
+              "(--device of the same type, --data-dir, --checkpoint-every and the output "
+              "options may be given).")
 @common_options
 def unlearn(**opts: Any) -> None:
     """Unlearn a forget set from an original model; writes a new run directory."""
     from dau.cli import configure_logging
     from dau.data.splits import parse_forget_option
+    from dau.unlearn.run import resume
     from dau.unlearn.run import unlearn as run_unlearning
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
-    forget = parse_forget_option(opts["forget"], opts["klass"])
-    if forget == "none":
-        raise click.UsageError("say what to forget: --forget SPEC or --class K")
-    config = UnlearnConfig(**{f.name: opts[f.name] for f in dataclasses.fields(UnlearnConfig)})
-    run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
-                         arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
-                         attacker=opts["attacker"], mask=opts["mask"], data_dir=opts["data_dir"],
-                         progress=not opts["quiet"], metadata=opts["metadata"],
-                         id_column=opts["id_column"])
+    seconds = 60.0 * float(opts["checkpoint_every"])
+    if opts["resume"] is not None:
+        _check_resume_options()
+        run = resume(opts["resume"], device=None if opts["device"] == "auto" else opts["device"],
+                     data_dir=opts["data_dir"], progress=not opts["quiet"],
+                     checkpoint_seconds=seconds)
+    else:
+        forget = parse_forget_option(opts["forget"], opts["klass"])
+        if forget == "none":
+            raise click.UsageError("say what to forget: --forget SPEC or --class K")
+        config = UnlearnConfig(**{f.name: opts[f.name] for f in dataclasses.fields(UnlearnConfig)})
+        run = run_unlearning(config, forget=forget, model=opts["model"], dataset=opts["dataset"],
+                             arch=opts["arch"], runs_dir=opts["runs_dir"], out=opts["out"],
+                             attacker=opts["attacker"], mask=opts["mask"],
+                             data_dir=opts["data_dir"], progress=not opts["quiet"],
+                             metadata=opts["metadata"], id_column=opts["id_column"],
+                             checkpoint_seconds=seconds)
     summary = run.manifest.get("summary", {})
     if opts["as_json"]:
         emit_json({"run": str(run.path), "parent": run.manifest["parent"],
@@ -125,3 +142,20 @@ def unlearn(**opts: Any) -> None:
         if attacker:
             click.echo(f"attacker: {attacker}", err=True)
         click.echo(f"run: {run.path}", err=True)
+
+
+# what --resume may be given with: where and how it runs, not what it computes
+_RESUME_OPTIONS = {"resume", "device", "data_dir", "checkpoint_every", "quiet", "verbose",
+                   "as_json"}
+
+
+def _check_resume_options() -> None:
+    ctx = click.get_current_context()
+    given = [p for p in ctx.command.params
+             if p.name and p.name not in _RESUME_OPTIONS
+             and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        names = ", ".join(p.opts[-1] if p.opts[-1].startswith("--") else p.opts[0] for p in given)
+        raise click.UsageError(f"--resume goes on with the run's own settings; leave out {names} "
+                               "(only --device, --data-dir, --checkpoint-every and the output "
+                               "options may be given)")

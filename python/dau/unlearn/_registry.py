@@ -2,12 +2,21 @@
 
 A method changes ``context.defender`` in place (through the context's optimizer,
 which keeps pruned weights at zero) and returns a JSON-serialisable summary.
+
+Resuming: a method draws its batches from :class:`EpochBatches` and hands
+:meth:`UnlearnContext.checkpoint` a function building its whole state (weights,
+optimizers, generators, counters and ``EpochBatches.state()``) after each step; the
+context saves it every ``checkpoint_seconds`` and at the end of every epoch. A resumed
+run gets that state back (``context.resuming(phase)``: attacker pretraining or the
+unlearning loop) and goes on from the next step, ending with the weights an
+uninterrupted run ends with.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +29,7 @@ from tqdm.auto import tqdm
 from dau._registry import Registry
 from dau.errors import TrainingError
 
-__all__ = ["UnlearnContext", "get_method", "list_methods", "register_method"]
+__all__ = ["EpochBatches", "UnlearnContext", "get_method", "list_methods", "register_method"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,15 @@ class UnlearnContext:
     augment: bool = True
     records: list[dict[str, Any]] = field(default_factory=list)
     log_record: Callable[[dict[str, Any]], None] | None = None
+    # Resuming: where the state is saved (None: never), how often, the state a resumed run
+    # starts from, and the seconds its earlier part took (what its timing adds up)
+    state_path: Path | None = None
+    checkpoint_seconds: float = 600.0
+    resume_state: dict[str, Any] | None = None
+    state_extra: dict[str, Any] = field(default_factory=dict)  # saved with every state
+    seconds_before: float = 0.0
+    started: float = field(default_factory=time.perf_counter, init=False)
+    _saved_at: float = field(default_factory=time.perf_counter, init=False)
 
     @property
     def classwise(self) -> bool:
@@ -73,8 +91,37 @@ class UnlearnContext:
         if self.log_record is not None:
             self.log_record(entry)
 
-    def bar(self, total: int, desc: str) -> Any:
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, unit="step")
+    def bar(self, total: int, desc: str, initial: int = 0) -> Any:
+        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, unit="step",
+                    initial=initial)
+
+    def elapsed(self) -> float:
+        """Seconds of the run so far, its part before a resume included."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def checkpoint(self, build: Callable[[], dict[str, Any]], *, due: bool = False) -> None:
+        """Save ``build()``, the method's state after a step, when ``checkpoint_seconds`` have
+        passed since the last save or when ``due`` (an epoch ended), atomically."""
+        if self.state_path is None:
+            return
+        now = time.perf_counter()
+        if not due and now - self._saved_at < self.checkpoint_seconds:
+            return
+        from dau.checkpoint import atomic_write
+
+        before = self.resume_state["log_lines"] if self.resume_state else 0
+        state = {**self.state_extra, **build(), "elapsed": self.elapsed(),
+                 "log_lines": before + len(self.records),
+                 "device_type": torch.device(self.device).type}
+        with atomic_write(self.state_path) as fh:
+            torch.save(state, fh)
+        self._saved_at = time.perf_counter()
+        log.debug("saved the state after step %s to %s", state.get("step"), self.state_path)
+
+    def resuming(self, phase: str) -> dict[str, Any] | None:
+        """The state this run resumes from when it was saved in ``phase`` (else None)."""
+        state = self.resume_state
+        return state if state is not None and state.get("phase") == phase else None
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:
@@ -83,20 +130,51 @@ def check_finite(loss: torch.Tensor, where: str) -> None:
                             "no output was written. Lower the learning rate (--lr).")
 
 
-def epochs_of_batches(ctx: UnlearnContext, indices: Any, *, epochs: int, batch_size: int,
-                      seed: int, augment: bool) -> Iterator[tuple[int, int, Any]]:
-    """(epoch, step-in-epoch, (x, y)) over ``epochs`` shuffled passes of ``indices``."""
-    from dau.data.loaders import iterate_batches
-    from dau.train import augmentation_generator, epoch_order
+class EpochBatches:
+    """(epoch, batch-in-epoch, (x, y)) over ``epochs`` shuffled passes of ``indices``.
 
-    data = ctx.train
-    for epoch in range(epochs):
-        order = epoch_order(indices, seed, epoch)
-        gen = augmentation_generator(ctx.device, seed, epoch)
-        batches = iterate_batches(data, order, batch_size, augment=augment and ctx.augment,
-                                  info=ctx.info, device=ctx.device, generator=gen)
-        for step, batch in enumerate(batches):
-            yield epoch, step, batch
+    Each epoch's order and augmentation come from ``(seed, epoch)`` alone;
+    :meth:`state` is where the next batch starts (epoch, batch, augmentation generator),
+    and ``start=`` such a state goes on from there with the same batches.
+    """
+
+    def __init__(self, ctx: UnlearnContext, indices: Any, *, epochs: int, batch_size: int,
+                 seed: int, augment: bool, start: dict[str, Any] | None = None) -> None:
+        self.ctx, self.indices, self.epochs, self.batch_size = ctx, indices, epochs, batch_size
+        self.seed, self.augment, self.start = seed, augment, start
+        self.per_epoch = steps_per_epoch(len(indices), batch_size)
+        self.epoch, self.next_batch = 0, 0
+        self.generator: torch.Generator | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, int, Any]]:
+        from dau.data.loaders import iterate_batches
+        from dau.train import augmentation_generator, epoch_order
+
+        first = int(self.start["epoch"]) if self.start else 0
+        for epoch in range(first, self.epochs):
+            order = epoch_order(self.indices, self.seed, epoch)
+            gen = augmentation_generator(self.ctx.device, self.seed, epoch)
+            skip = 0
+            if self.start and epoch == first:
+                skip = int(self.start["batch"])
+                gen.set_state(self.start["generator"])
+            self.epoch, self.next_batch, self.generator = epoch, skip, gen
+            batches = iterate_batches(self.ctx.train, order[skip * self.batch_size:],
+                                      self.batch_size, augment=self.augment and self.ctx.augment,
+                                      info=self.ctx.info, device=self.ctx.device, generator=gen)
+            for index, batch in enumerate(batches, start=skip):
+                self.next_batch = index + 1
+                yield epoch, index, batch
+
+    @property
+    def epoch_done(self) -> bool:
+        """Whether the batch last yielded was its epoch's last."""
+        return self.next_batch >= self.per_epoch
+
+    def state(self) -> dict[str, Any]:
+        assert self.generator is not None, "state() before the first batch"
+        return {"epoch": self.epoch, "batch": self.next_batch,
+                "generator": self.generator.get_state()}
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

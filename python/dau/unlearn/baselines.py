@@ -6,14 +6,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch.nn.functional as F
 
 from dau.unlearn._registry import (
+    EpochBatches,
     UnlearnContext,
     check_finite,
-    epochs_of_batches,
     register_method,
     set_lr,
     steps_per_epoch,
@@ -27,13 +28,17 @@ def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc:
     indices = getattr(ctx.plan, set_name)
     optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay, kernels=config.kernels)
+    saved = ctx.resuming("unlearn")
+    step = int(saved["step"]) if saved else 0
+    if saved is not None:
+        ctx.defender.load_state_dict(saved["defender"])
+        optimizer.load_state_dict(saved["optimizer"])
     ctx.defender.train()
     total = config.epochs * steps_per_epoch(len(indices), config.batch_size)
-    bar = ctx.bar(total, desc)
-    step = 0
-    for epoch, _, (x, y) in epochs_of_batches(ctx, indices, epochs=config.epochs,
-                                              batch_size=config.batch_size, seed=config.seed,
-                                              augment=True):
+    bar = ctx.bar(total, desc, initial=step)
+    batches = EpochBatches(ctx, indices, epochs=config.epochs, batch_size=config.batch_size,
+                           seed=config.seed, augment=True, start=saved["batches"] if saved else None)
+    for epoch, _, (x, y) in batches:
         step += 1
         lr = set_lr(optimizer, config.schedule, config.lr, step, total)
         logits, _ = ctx.defender(x)
@@ -44,9 +49,17 @@ def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc:
         optimizer.step()
         ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "lr": lr,
                     "loss": loss.item()})
+        if step < total:
+            ctx.checkpoint(partial(_state, ctx, optimizer, batches, step), due=batches.epoch_done)
         bar.update(1)
     bar.close()
     return {"steps": step}
+
+
+def _state(ctx: UnlearnContext, optimizer: Any, batches: EpochBatches, step: int) -> dict[str, Any]:
+    return {"phase": "unlearn", "step": step, "batches": batches.state(),
+            "defender": ctx.defender.state_dict(),
+            "optimizer": optimizer.state_dict()}
 
 
 @register_method("ft")

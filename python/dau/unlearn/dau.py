@@ -55,6 +55,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -338,11 +339,16 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
     optimizer = torch.optim.Adam(attacker.parameters(), lr=config.attacker_lr)
     gen = _generator(ctx.device, config.seed, 0xA77A)
     probe, noise = Probe.of(config), NoiseStream(noise_seed(config.seed, PRETRAIN_NOISE_SALT))
+    players = {"defender": ctx.defender, "attacker": attacker, "attacker_opt": optimizer}
+    saved = ctx.resuming("pretrain")
+    if saved is not None:
+        _restore(ctx, players, gen, noise, saved)
+    first = int(saved["step"]) if saved else 0
     ctx.defender.train()
     attacker.train()
-    bar = ctx.bar(config.attacker_pretrain_iters, "pretraining attacker")
-    last: dict[str, float] = {}
-    for step in range(config.attacker_pretrain_iters):
+    bar = ctx.bar(config.attacker_pretrain_iters, "pretraining attacker", initial=first)
+    last: dict[str, float] = saved["last"] if saved else {}
+    for step in range(first, config.attacker_pretrain_iters):
         members = _batch(ctx, train, draw_batch(len(train), config.batch_size, config.seed,
                                                 FORGET_SALT ^ 0xFF, step),
                          augment=aug_members, generator=gen)
@@ -360,6 +366,9 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
         last = {"attacker_loss": loss.item(), **_attacker_accuracy(scores, adv.membership)}
         if step % 50 == 0 or step == config.attacker_pretrain_iters - 1:
             ctx.record({"phase": "pretrain", "step": step + 1, **last})
+        if step + 1 < config.attacker_pretrain_iters:
+            ctx.checkpoint(partial(_snapshot, ctx, players, gen, noise,
+                                   {"phase": "pretrain", "step": step + 1, "last": last}))
         bar.update(1)
         bar.set_postfix(acc=f"{last['attacker_acc']:.2f}")
     bar.close()
@@ -462,7 +471,7 @@ class DauStep:
 def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch
     (per ``adversarial_every`` retain batches; the others train on the retain batch alone)."""
-    from dau.unlearn._registry import epochs_of_batches, set_lr, steps_per_epoch
+    from dau.unlearn._registry import EpochBatches, set_lr, steps_per_epoch
 
     check_inputs(ctx, config)
     retain, forget, val = ctx.subset("retain"), ctx.subset("forget"), ctx.subset("val")
@@ -477,16 +486,20 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     )
     gen = _generator(ctx.device, config.seed, 0xDA0)
     torch.manual_seed(noise_seed(config.seed, DROPOUT_SALT))  # the attacker's dropout masks
+    players = {"defender": ctx.defender, "defender_opt": defender_opt, "attacker": attacker,
+               "attacker_opt": step_once.attacker_opt}
+    saved = ctx.resuming("unlearn")
+    if saved is not None:
+        _restore(ctx, players, gen, step_once.noise, saved)
+    step, adversarial_steps = (int(saved[k]) if saved else 0 for k in ("step", "adversarial_steps"))
     ctx.defender.train()
     attacker.train()
     total = config.epochs * steps_per_epoch(len(retain), config.batch_size)
-    bar = ctx.bar(total, "unlearning (dau)")
-    step = 0
-    adversarial_steps = 0
-    for epoch, _, retain_batch in epochs_of_batches(
-        ctx, ctx.plan.retain, epochs=config.epochs, batch_size=config.batch_size,
-        seed=config.seed, augment=True,
-    ):
+    bar = ctx.bar(total, "unlearning (dau)", initial=step)
+    batches = EpochBatches(ctx, ctx.plan.retain, epochs=config.epochs,
+                           batch_size=config.batch_size, seed=config.seed, augment=True,
+                           start=saved["batches"] if saved else None)
+    for epoch, _, retain_batch in batches:
         step += 1
         stopped = ctx.classwise and step > config.stop_iter
         # β as applied: 0 after the class-wise stop and on the steps between adversarial ones
@@ -504,10 +517,43 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
             adversarial_steps += 1
         record.update(step_once(retain_batch, pair, beta, f"step {step} (epoch {epoch + 1})"))
         ctx.record(record)
+        if step < total:
+            ctx.checkpoint(partial(_snapshot, ctx, players, gen, step_once.noise,
+                                   {"phase": "unlearn", "step": step,
+                                    "adversarial_steps": adversarial_steps}, batches),
+                           due=batches.epoch_done)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
     bar.close()
     return {"steps": step, "adversarial_steps": adversarial_steps}
+
+
+def _snapshot(ctx: Any, players: dict[str, Any], gen: torch.Generator, noise: NoiseStream,
+              counters: dict[str, Any], batches: Any = None) -> dict[str, Any]:
+    """What a loop of DAU goes on from: its counters (and retain batches), the players and
+    their optimizers (``state_dict()``), the noise counter, the augmentation of the
+    forget/validation or member/non-member batches and the attacker's dropout (torch's
+    default generator)."""
+    state = {**counters, **{name: obj.state_dict() for name, obj in players.items()},
+             "noise_offset": noise.offset, "generator": gen.get_state(),
+             "rng": torch.get_rng_state()}
+    if batches is not None:
+        state["batches"] = batches.state()
+    if torch.device(ctx.device).type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _restore(ctx: Any, players: dict[str, Any], gen: torch.Generator, noise: NoiseStream,
+             state: dict[str, Any]) -> None:
+    """Put back what :func:`_snapshot` saved."""
+    for name, obj in players.items():
+        obj.load_state_dict(state[name])
+    noise.offset = int(state["noise_offset"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and torch.device(ctx.device).type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], ctx.device)
 
 
 def attacker_key(ctx: Any, config: Any) -> str:
@@ -575,7 +621,15 @@ def dau_method(ctx: Any, config: Any) -> dict[str, Any]:
     check_inputs(ctx, config)
     if config.kernels == "fused":
         require_kernels(ctx.device, masked=ctx.masks is not None)
-    attacker, about = prepare_attacker(ctx, config)
+    saved = ctx.resuming("unlearn")
+    if saved is not None:  # the attacker as it was, from the saved state
+        from dau.models.attacker import create_attacker
+
+        attacker = create_attacker(config.attacker_arch, num_classes=ctx.info.num_classes)
+        attacker, about = attacker.to(ctx.device), saved["attacker_about"]
+    else:
+        attacker, about = prepare_attacker(ctx, config)
+    ctx.state_extra["attacker_about"] = about
     summary = unlearn_dau(ctx, attacker, config)
     return {"attacker": about, **summary, "numerics": policy(config.sensitivity)}
 
