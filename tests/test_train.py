@@ -1,4 +1,6 @@
 import json
+import os
+import platform
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from safetensors.torch import load_file
 
 import dau.train as train_module
 from dau.checkpoint import load_run
-from dau.errors import TrainingError
+from dau.errors import CheckpointError, TrainingError
 from dau.train import train
 
 
@@ -41,12 +43,22 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_config):
     partial = train(tiny_config(epochs=3), runs_dir=tmp_path / "b", progress=False, stop_after_epoch=1)
     assert partial.manifest["status"] == "interrupted"
     assert (partial.path / "state.pt").exists()
+    # a run still written by a live process (this one, here) is not taken over
+    assert partial.manifest["process"] == {"pid": os.getpid(), "host": platform.node()}
+    partial.manifest["status"] = "running"
+    partial.write_manifest()
+    with pytest.raises(CheckpointError, match=f"still running \\(process {os.getpid()}\\)"):
+        train(tiny_config(epochs=3), resume=partial.path, progress=False)
+    partial.manifest["process"]["pid"] = 2**22 + 1  # above Linux's pid_max: a process gone
+    partial.write_manifest()
     resumed = train(tiny_config(epochs=3), resume=partial.path, progress=False)
     assert resumed.manifest["status"] == "complete"
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    with pytest.raises(CheckpointError, match="already complete"):
+        train(tiny_config(epochs=3), resume=partial.path, progress=False)
 
 
 def test_retrain_reference_never_sees_the_forget_set(tmp_path, tiny_config):

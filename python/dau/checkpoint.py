@@ -30,6 +30,8 @@ __all__ = [
     "Run",
     "atomic_write",
     "atomic_write_json",
+    "check_resumable",
+    "claim",
     "create_run_dir",
     "load_run",
     "save_model",
@@ -256,6 +258,38 @@ def load_run(path: str | Path) -> Run:
             f"(this dau reads schema {SCHEMA})"
         )
     return Run(path=path, manifest=manifest)
+
+
+def claim(run: Run) -> None:
+    """Record this process in ``run``'s manifest as the one writing it (write it after)."""
+    run.manifest["process"] = {"pid": os.getpid(), "host": platform.node()}
+
+
+def check_resumable(run: Run) -> None:
+    """Raise CheckpointError unless ``--resume`` may continue ``run``: not complete, and not
+    still written by a live process of this host (:func:`claim`)."""
+    status, process = run.manifest.get("status"), run.manifest.get("process", {})
+    if status == "complete":
+        raise CheckpointError(f"--resume: run {str(run.path)!r} is already complete")
+    pid = process.get("pid")
+    if status == "running" and process.get("host") == platform.node() and _alive(pid):
+        raise CheckpointError(
+            f"--resume: run {str(run.path)!r} is still running (process {pid}); stop it first "
+            "(if that process is another one, which reused its id, set the status in its "
+            "manifest.json to \"interrupted\")")
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def append_log(path: str | Path, record: Mapping[str, Any]) -> None:

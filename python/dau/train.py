@@ -93,8 +93,7 @@ def train(
     state: dict[str, Any] | None = None
     if resume is not None:
         run = ckpt.load_run(resume)
-        if run.manifest.get("status") == "complete":
-            raise CheckpointError(f"--resume: run {str(run.path)!r} is already complete")
+        ckpt.check_resumable(run)
         saved = dict(run.config)
         saved["device"] = config.device
         config = TrainConfig.from_dict(saved)
@@ -201,6 +200,8 @@ def train(
             ckpt.save_model(path / REWIND, model)
             run.manifest["rewind"] = {"epoch": 0, "file": REWIND}
         run.write_manifest()
+    ckpt.claim(run)
+    run.write_manifest()
     log.info(
         "training %s (%s, width %g) on %s: %d samples, %d epochs, device %s -> %s",
         config.kind, config.arch, config.width, info.name, len(indices), config.epochs, device,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -185,16 +183,10 @@ def resume(
     from dau.unlearn.optim import apply_masks_
 
     run = ckpt.load_run(path)
-    status = run.manifest.get("status")
     if run.kind not in ("dau", "ft", "ga") or "unlearn" not in run.config:
         raise CheckpointError(f"--resume: {str(run.path)!r} is a {run.kind} run, not an "
                               "unlearning run (dau train --resume continues training runs)")
-    if status == "complete":
-        raise CheckpointError(f"--resume: run {str(run.path)!r} is already complete")
-    process = run.manifest.get("process", {})
-    if status == "running" and process.get("host") == platform.node() and _alive(process.get("pid")):
-        raise CheckpointError(f"--resume: run {str(run.path)!r} is still running (process "
-                              f"{process.get('pid')}); stop it first")
+    ckpt.check_resumable(run)
     saved = dict(run.config["unlearn"])
     if device is not None:
         saved["device"] = device
@@ -255,7 +247,7 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
     from dau.unlearn._registry import UnlearnContext
 
     path = run.path
-    run.manifest["process"] = {"pid": os.getpid(), "host": platform.node()}
+    ckpt.claim(run)
     run.write_manifest()
     ctx = UnlearnContext(
         defender=defender, info=data.info, train=to_device(data.train, device), plan=plan,
@@ -283,19 +275,6 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
     run.write_manifest()
     log.info("unlearned in %.1f s -> %s", run.manifest["timings"]["unlearn_seconds"], path)
     return run
-
-
-def _alive(pid: Any) -> bool:
-    """Whether process ``pid`` exists on this host."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _truncate_log(path: Path, lines: int) -> None:
