@@ -201,7 +201,7 @@ def test_defaults_are_per_dataset_and_mode_and_flags_win():
 
     assert key(resolve(UnlearnConfig(), "fashion-mnist", True)) == (0.02, 3, 60, 0.01)
     assert key(resolve(UnlearnConfig(), "fashion-mnist", False)) == (0.05, 3, None, None)
-    assert key(resolve(UnlearnConfig(), "fashion-mnist", True, sparse=True)) == (0.02, 5, 100, 0.02)
+    assert key(resolve(UnlearnConfig(), "fashion-mnist", True, sparse=True)) == (0.02, 8, 100, 0.05)
     assert key(resolve(UnlearnConfig(), "fashion-mnist", False, sparse=True)) == (0.05, 3, None, None)
     assert key(resolve(UnlearnConfig(), "cifar100", True, sparse=True)) == (0.02, 5, 30, 0.02)
     assert key(resolve(UnlearnConfig(), "cifar100", True)) == (0.02, 5, 30, 0.02)
