@@ -4,11 +4,11 @@ A method changes ``context.defender`` in place (through the context's optimizer,
 which keeps pruned weights at zero) and returns a JSON-serialisable summary.
 
 Resuming: a method draws its batches from :class:`EpochBatches` and hands
-:meth:`UnlearnContext.checkpoint` a function building its whole state (weights,
-optimizers, generators, counters and ``EpochBatches.state()``) after each step; the
+:meth:`UnlearnContext.checkpoint` its state after each step (counters, models and
+optimizers, the batches' position and a function giving its generators' states); the
 context saves it every ``checkpoint_seconds`` and at the end of every epoch. A resumed
-run gets that state back (``context.resuming(phase)``: attacker pretraining or the
-unlearning loop) and goes on from the next step, ending with the weights an
+run gets that state back (``context.restore(phase, players)``: attacker pretraining or
+the unlearning loop) and goes on from the next step, ending with the weights an
 uninterrupted run ends with.
 """
 
@@ -99,9 +99,13 @@ class UnlearnContext:
         """Seconds of the run so far, its part before a resume included."""
         return self.seconds_before + time.perf_counter() - self.started
 
-    def checkpoint(self, build: Callable[[], dict[str, Any]], *, due: bool = False) -> None:
-        """Save ``build()``, the method's state after a step, when ``checkpoint_seconds`` have
-        passed since the last save or when ``due`` (an epoch ended), atomically."""
+    def checkpoint(self, players: dict[str, Any], counters: dict[str, Any], *,
+                   batches: EpochBatches | None = None,
+                   extra: Callable[[], dict[str, Any]] | None = None, due: bool = False) -> None:
+        """Save a method's state after a step when ``checkpoint_seconds`` have passed since
+        the last save or when ``due`` (an epoch ended), atomically: its ``counters``, the
+        ``state_dict()`` of each of its ``players`` (models, optimizers), where its
+        ``batches`` go on, and ``extra()`` (its generators)."""
         if self.state_path is None:
             return
         now = time.perf_counter()
@@ -110,18 +114,27 @@ class UnlearnContext:
         from dau.checkpoint import atomic_write
 
         before = self.resume_state["log_lines"] if self.resume_state else 0
-        state = {**self.state_extra, **build(), "elapsed": self.elapsed(),
+        state = {**self.state_extra, **counters,
+                 **{name: obj.state_dict() for name, obj in players.items()},
+                 **(extra() if extra is not None else {}), "elapsed": self.elapsed(),
                  "log_lines": before + len(self.records),
                  "device_type": torch.device(self.device).type}
+        if batches is not None:
+            state["batches"] = batches.state()
         with atomic_write(self.state_path) as fh:
             torch.save(state, fh)
         self._saved_at = time.perf_counter()
         log.debug("saved the state after step %s to %s", state.get("step"), self.state_path)
 
-    def resuming(self, phase: str) -> dict[str, Any] | None:
-        """The state this run resumes from when it was saved in ``phase`` (else None)."""
+    def restore(self, phase: str, players: dict[str, Any]) -> dict[str, Any] | None:
+        """When this run resumes from a state saved in ``phase``: load its ``players``'
+        state dicts from it and return it (else None)."""
         state = self.resume_state
-        return state if state is not None and state.get("phase") == phase else None
+        if state is None or state.get("phase") != phase:
+            return None
+        for name, obj in players.items():
+            obj.load_state_dict(state[name])
+        return state
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:

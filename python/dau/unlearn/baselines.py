@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch.nn.functional as F
@@ -28,11 +27,9 @@ def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc:
     indices = getattr(ctx.plan, set_name)
     optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay, kernels=config.kernels)
-    saved = ctx.resuming("unlearn")
+    players = {"defender": ctx.defender, "optimizer": optimizer}
+    saved = ctx.restore("unlearn", players)
     step = int(saved["step"]) if saved else 0
-    if saved is not None:
-        ctx.defender.load_state_dict(saved["defender"])
-        optimizer.load_state_dict(saved["optimizer"])
     ctx.defender.train()
     total = config.epochs * steps_per_epoch(len(indices), config.batch_size)
     bar = ctx.bar(total, desc, initial=step)
@@ -50,16 +47,11 @@ def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc:
         ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "lr": lr,
                     "loss": loss.item()})
         if step < total:
-            ctx.checkpoint(partial(_state, ctx, optimizer, batches, step), due=batches.epoch_done)
+            ctx.checkpoint(players, {"phase": "unlearn", "step": step}, batches=batches,
+                           due=batches.epoch_done)
         bar.update(1)
     bar.close()
     return {"steps": step}
-
-
-def _state(ctx: UnlearnContext, optimizer: Any, batches: EpochBatches, step: int) -> dict[str, Any]:
-    return {"phase": "unlearn", "step": step, "batches": batches.state(),
-            "defender": ctx.defender.state_dict(),
-            "optimizer": optimizer.state_dict()}
 
 
 @register_method("ft")

@@ -340,9 +340,9 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
     gen = _generator(ctx.device, config.seed, 0xA77A)
     probe, noise = Probe.of(config), NoiseStream(noise_seed(config.seed, PRETRAIN_NOISE_SALT))
     players = {"defender": ctx.defender, "attacker": attacker, "attacker_opt": optimizer}
-    saved = ctx.resuming("pretrain")
+    saved = ctx.restore("pretrain", players)
     if saved is not None:
-        _restore(ctx, players, gen, noise, saved)
+        _restore_streams(ctx, gen, noise, saved)
     first = int(saved["step"]) if saved else 0
     ctx.defender.train()
     attacker.train()
@@ -367,8 +367,8 @@ def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, A
         if step % 50 == 0 or step == config.attacker_pretrain_iters - 1:
             ctx.record({"phase": "pretrain", "step": step + 1, **last})
         if step + 1 < config.attacker_pretrain_iters:
-            ctx.checkpoint(partial(_snapshot, ctx, players, gen, noise,
-                                   {"phase": "pretrain", "step": step + 1, "last": last}))
+            ctx.checkpoint(players, {"phase": "pretrain", "step": step + 1, "last": last},
+                           extra=partial(_streams, ctx, gen, noise))
         bar.update(1)
         bar.set_postfix(acc=f"{last['attacker_acc']:.2f}")
     bar.close()
@@ -488,9 +488,9 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     torch.manual_seed(noise_seed(config.seed, DROPOUT_SALT))  # the attacker's dropout masks
     players = {"defender": ctx.defender, "defender_opt": defender_opt, "attacker": attacker,
                "attacker_opt": step_once.attacker_opt}
-    saved = ctx.resuming("unlearn")
+    saved = ctx.restore("unlearn", players)
     if saved is not None:
-        _restore(ctx, players, gen, step_once.noise, saved)
+        _restore_streams(ctx, gen, step_once.noise, saved)
     step, adversarial_steps = (int(saved[k]) if saved else 0 for k in ("step", "adversarial_steps"))
     ctx.defender.train()
     attacker.train()
@@ -518,9 +518,9 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
         record.update(step_once(retain_batch, pair, beta, f"step {step} (epoch {epoch + 1})"))
         ctx.record(record)
         if step < total:
-            ctx.checkpoint(partial(_snapshot, ctx, players, gen, step_once.noise,
-                                   {"phase": "unlearn", "step": step,
-                                    "adversarial_steps": adversarial_steps}, batches),
+            ctx.checkpoint(players, {"phase": "unlearn", "step": step,
+                                     "adversarial_steps": adversarial_steps},
+                           batches=batches, extra=partial(_streams, ctx, gen, step_once.noise),
                            due=batches.epoch_done)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -528,27 +528,20 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     return {"steps": step, "adversarial_steps": adversarial_steps}
 
 
-def _snapshot(ctx: Any, players: dict[str, Any], gen: torch.Generator, noise: NoiseStream,
-              counters: dict[str, Any], batches: Any = None) -> dict[str, Any]:
-    """What a loop of DAU goes on from: its counters (and retain batches), the players and
-    their optimizers (``state_dict()``), the noise counter, the augmentation of the
-    forget/validation or member/non-member batches and the attacker's dropout (torch's
-    default generator)."""
-    state = {**counters, **{name: obj.state_dict() for name, obj in players.items()},
-             "noise_offset": noise.offset, "generator": gen.get_state(),
+def _streams(ctx: Any, gen: torch.Generator, noise: NoiseStream) -> dict[str, Any]:
+    """The random streams a loop of DAU goes on from: the noise counter, the augmentation
+    of the forget/validation or member/non-member batches, and the attacker's dropout
+    (torch's default generator)."""
+    state = {"noise_offset": noise.offset, "generator": gen.get_state(),
              "rng": torch.get_rng_state()}
-    if batches is not None:
-        state["batches"] = batches.state()
     if torch.device(ctx.device).type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(ctx.device)
     return state
 
 
-def _restore(ctx: Any, players: dict[str, Any], gen: torch.Generator, noise: NoiseStream,
-             state: dict[str, Any]) -> None:
-    """Put back what :func:`_snapshot` saved."""
-    for name, obj in players.items():
-        obj.load_state_dict(state[name])
+def _restore_streams(ctx: Any, gen: torch.Generator, noise: NoiseStream,
+                     state: dict[str, Any]) -> None:
+    """Put back what :func:`_streams` saved."""
     noise.offset = int(state["noise_offset"])
     gen.set_state(state["generator"])
     torch.set_rng_state(state["rng"])
@@ -621,7 +614,7 @@ def dau_method(ctx: Any, config: Any) -> dict[str, Any]:
     check_inputs(ctx, config)
     if config.kernels == "fused":
         require_kernels(ctx.device, masked=ctx.masks is not None)
-    saved = ctx.resuming("unlearn")
+    saved = ctx.restore("unlearn", {})
     if saved is not None:  # the attacker as it was, from the saved state
         from dau.models.attacker import create_attacker
 

@@ -98,10 +98,7 @@ def unlearn(
     attacker_path = _attacker_file(attacker)
     source = original.config
     device = resolve_device(config.device)
-    if config.method == "dau" and config.kernels == "fused":
-        from dau.unlearn.dau import require_kernels
-
-        require_kernels(device)  # before anything is written
+    _require_kernels(config, device)  # before anything is written
     data_dir = data_dir or source.get("data_dir")
     data = load_dataset(source["dataset"], data_dir)
     plan, request = plan_forget(data, forget, source["seed"], source["val_fraction"],
@@ -209,10 +206,7 @@ def resume(
             f"--resume: run {str(run.path)!r} saved its state on {state['device_type']}; resume "
             f"it there (--device {state['device_type']}): the random streams of its batches, "
             f"augmentation and dropout are not the same on {torch.device(device).type}")
-    if config.method == "dau" and config.kernels == "fused":
-        from dau.unlearn.dau import require_kernels
-
-        require_kernels(device)
+    _require_kernels(config, device)
     data = load_dataset(source["dataset"], data_dir or run.config.get("data_dir"))
     plan = check_dataset(run.path / ckpt.SPLIT, data, f"--resume {run.name}")
     defender = original.load_model(device)
@@ -275,6 +269,14 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
     run.write_manifest()
     log.info("unlearned in %.1f s -> %s", run.manifest["timings"]["unlearn_seconds"], path)
     return run
+
+
+def _require_kernels(config: UnlearnConfig, device: str) -> None:
+    """DAU on the fused kernels needs them built for ``device`` (an error says how)."""
+    if config.method == "dau" and config.kernels == "fused":
+        from dau.unlearn.dau import require_kernels
+
+        require_kernels(device)
 
 
 def _truncate_log(path: Path, lines: int) -> None:
