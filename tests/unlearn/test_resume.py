@@ -175,6 +175,20 @@ def test_resume_refuses_complete_running_and_training_runs(original, tmp_path, m
     with pytest.raises(CheckpointError, match=r"not an unlearning run.*dau train --resume"):
         resume(original.path)
     # state saved on another device type: its random streams cannot go on here
+    # a damaged state file or a lost original: named errors, and the run is left as it was
+    cut = tmp_path / "cut-cpu"
+    before, state = (cut / "manifest.json").read_text(), (cut / STATE).read_bytes()
+    (cut / STATE).write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"state\.pt' is corrupt"):
+        resume(cut)
+    assert (cut / "manifest.json").read_text() == before
+    (cut / STATE).write_bytes(state)
+    lost = json.dumps({**json.loads(before), "parent": str(tmp_path / "gone")})
+    (cut / "manifest.json").write_text(lost)
+    with pytest.raises(CheckpointError, match=r"the original model run .* cannot be opened"):
+        resume(cut)
+    assert (cut / "manifest.json").read_text() == lost and (cut / STATE).read_bytes() == state
+    (cut / "manifest.json").write_text(before)
     monkeypatch.setattr("dau.unlearn.run.resolve_device", lambda device: device)  # a GPU here
     with pytest.raises(CheckpointError, match="saved its state on cpu; resume it there"):
         resume(tmp_path / "cut-cpu", device="cuda")
