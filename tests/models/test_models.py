@@ -4,6 +4,8 @@ import torch
 from dau.errors import ConfigError
 from dau.models import create_model, list_models
 
+pytestmark = pytest.mark.cpu_kernels  # make test runs it again on the AVX2 path
+
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
