@@ -1,26 +1,30 @@
 # The README's commands. `make demo` and `make test` work on a fresh machine with
 # Python >= 3.11, Rust and access to PyPI: they create .venv, install torch from PyPI
 # once, and build the package (Rust module + torch op library) against that torch.
+# Every Python package is installed at the version in constraints.txt (what the tests passed
+# with); `make test-latest` tests the newest releases instead, in .venv-latest.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 DEPS   := $(VENV)/.deps-stamp
+CONSTRAINTS ?= constraints.txt
+PIP_INSTALL = $(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BUILT  := $(VENV)/.built-stamp
 NATIVE_SOURCES := $(shell find rust csrc -type f -not -path '*/target/*' 2>/dev/null) Cargo.toml pyproject.toml
 
-.PHONY: all install test test-rust test-python lint cuda-check demo table bench wheel clean
+.PHONY: all install test test-latest test-rust test-python lint cuda-check demo table bench wheel clean
 
 all: install
 
-$(DEPS): pyproject.toml
+$(DEPS): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install "torch>=2.10" "torchvision>=0.25" numpy scipy scikit-learn safetensors \
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) "torch>=2.10" "torchvision>=0.25" numpy scipy scikit-learn safetensors \
 		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy
 	# nvcc from PyPI, pinned to the CUDA release of torch's runtime headers (CUDA compile check)
-	$(PY) -m pip install $$($(PY) csrc/build_ops.py --nvcc-requirements)
+	$(PIP_INSTALL) $$($(PY) csrc/build_ops.py --nvcc-requirements)
 	touch $@
 
 # Builds the Rust module and the op library (rust/dau-py/build.rs runs csrc/build_ops.py
@@ -48,8 +52,19 @@ lint: $(BUILT)
 cuda-check: $(BUILT)
 	$(PY) csrc/build_ops.py --check-cuda-compile-only
 
+# On an AVX-512 CPU the tests marked cpu_kernels run once more on the AVX2 code path of
+# oneDNN and of ATen's CPU kernels, so both paths are exercised on one machine.
 test-python: $(BUILT)
 	$(BIN)/pytest -q
+	@if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then \
+		echo "AVX-512 CPU: the cpu_kernels tests again on the AVX2 path"; \
+		ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/pytest -q -m "cpu_kernels and not slow"; \
+	else echo "no AVX-512 on this CPU: the tests above ran its AVX2 (or lower) path"; fi
+
+# The same tests on the newest releases of torch and the rest (not constraints.txt). It
+# rebuilds the native parts in the tree against that torch: `make install` rebuilds them back.
+test-latest:
+	$(MAKE) test VENV=.venv-latest CONSTRAINTS=
 
 # The main job on scikit-learn's bundled digits: the original model, the retrain-from-scratch
 # reference for a 10 % random forget split, DAU unlearning of that split, and the table.
@@ -77,6 +92,7 @@ bench: $(BUILT)
 	$(PY) benchmarks/bench_ops.py --quick
 	$(PY) benchmarks/bench_data.py --quick
 	$(PY) benchmarks/bench_allocator.py --quick
+	$(PY) benchmarks/bench_layout.py --quick
 
 wheel: $(DEPS)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \

@@ -11,12 +11,11 @@ import dataclasses
 import difflib
 import math
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from dau.errors import ConfigError
 

@@ -19,7 +19,7 @@ import dau.ops
 from dau.errors import KernelUnavailableError
 from dau.ops import _library, reference
 
-pytestmark = pytest.mark.usefixtures("ops_loaded")
+pytestmark = [pytest.mark.usefixtures("ops_loaded"), pytest.mark.cpu_kernels]
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 FLOAT_DTYPES = [torch.float32, torch.float64]

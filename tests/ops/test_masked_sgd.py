@@ -19,7 +19,7 @@ from dau.errors import KernelUnavailableError
 from dau.ops import _library
 from dau.unlearn.optim import MaskedSGD, apply_masks_, resolve_masks
 
-pytestmark = pytest.mark.usefixtures("ops_loaded")
+pytestmark = [pytest.mark.usefixtures("ops_loaded"), pytest.mark.cpu_kernels]
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 TOLERANCE = {

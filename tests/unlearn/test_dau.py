@@ -14,6 +14,8 @@ from dau.ops import cross_correlation_loss
 from dau.ops.reference import counter_normal
 from dau.unlearn.dau import NoiseStream, Probe, attacker_input, draw_batch, frozen_bn_stats
 
+pytestmark = pytest.mark.cpu_kernels  # make test runs it again on the AVX2 path
+
 
 @pytest.mark.parametrize(("classes", "expected"), [(10, 141_886), (100, 511_066)])
 def test_attacker_parameter_count_matches_the_reference(classes, expected):
