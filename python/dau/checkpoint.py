@@ -7,14 +7,12 @@ safetensors only; the resume state is read with ``torch.load(weights_only=True)`
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import secrets
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dau._atomic import atomic_write, atomic_write_json
 from dau.errors import CheckpointError
 
 __all__ = [
@@ -45,32 +44,6 @@ METRICS = "metrics.json"
 LOG = "log.jsonl"
 STATE = "state.pt"
 SCHEMA = 1
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``.
-
-    ``encoding`` is that of a text ``mode`` (None: the locale's, as :func:`open`).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    with atomic_write(path, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
 
 
 def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, str] | None = None) -> None:
@@ -261,8 +234,12 @@ def load_run(path: str | Path) -> Run:
 
 
 def claim(run: Run) -> None:
-    """Record this process in ``run``'s manifest as the one writing it (write it after)."""
+    """Record this process in ``run``'s manifest as the one writing it (write it after), and
+    announce the run to the ``dau`` command's supervisor (:mod:`dau.supervisor`)."""
+    from dau.supervisor import announce_run
+
     run.manifest["process"] = {"pid": os.getpid(), "host": platform.node()}
+    announce_run(run.path)
 
 
 def check_resumable(run: Run) -> None:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a ``DauError`` (bad input, missing data, mismatched runs,
 training failure), printed as one line (``--debug`` shows the traceback); 2 a usage
-error (unknown option, bad value type); 130 interrupted.
+error (unknown option, bad value type); 130 interrupted; 128 + N killed by signal N (a crash
+in native code: the run is marked failed, see :mod:`dau.supervisor`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The ``dau`` command. Without ``argv`` (the installed command, ``python -m dau``) the work
+    runs in a supervised child process (:mod:`dau.supervisor`); with it, in this process."""
+    from dau.supervisor import should_supervise, supervise
+
+    if argv is None and should_supervise():
+        sys.exit(supervise(sys.argv[1:]))
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
