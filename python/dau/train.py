@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from dau import checkpoint as ckpt
 from dau.config import TrainConfig, resolve_device
 from dau.errors import CheckpointError, ConfigError, SplitMismatchError, TrainingError
+from dau.progress import progress_bar
 
 __all__ = ["REWIND", "augmentation_generator", "epoch_order", "train"]
 
@@ -220,8 +220,8 @@ def train(
             device=device, generator=gen,
         )
         total = math.ceil(len(order) / config.batch_size)
-        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress, leave=False, unit="batch")
+        bar = progress_bar(batches, total=total, desc=f"epoch {epoch + 1}/{config.epochs}",
+                           enabled=progress, leave=False, unit="batch")
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         for step, (x, y) in enumerate(bar):

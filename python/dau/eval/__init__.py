@@ -92,7 +92,7 @@ def evaluate(
         max_mia_samples: cap on each MIA shadow set (see :mod:`dau.eval.mia`);
             None is faithful to the reference.
         seed: seed of that cap's subsample.
-        progress: tqdm bars on stderr.
+        progress: progress on stderr (:mod:`dau.progress`).
 
     Returns:
         A JSON-serialisable dict:

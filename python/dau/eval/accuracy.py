@@ -8,15 +8,14 @@ that accuracy and all membership-inference features are computed from one pass.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dau.errors import ConfigError, DataError
+from dau.progress import progress_bar
 
 __all__ = ["Predictions", "predict"]
 
@@ -149,7 +148,7 @@ def predict(
         batch_size: rows per forward pass.
         device: where to run; ``None`` means the device of the model's
             parameters. The model is not moved: it must already be there.
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (:mod:`dau.progress`).
         desc: the bar's label.
 
     The model runs in eval mode under ``torch.inference_mode``; its previous
@@ -178,14 +177,8 @@ def predict(
             if n == 0:
                 chunks.append(_empty_probs(model, images, run_device))
             starts = range(0, n, batch_size)
-            for start in tqdm(
-                starts,
-                desc=desc,
-                unit="batch",
-                file=sys.stderr,
-                disable=not progress,
-                leave=False,
-            ):
+            for start in progress_bar(starts, enabled=progress, desc=desc, unit="batch",
+                                      leave=False):
                 batch = images[start : start + batch_size].to(run_device, non_blocking=True)
                 batch = batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
                 logits = _logits_of(model(batch))

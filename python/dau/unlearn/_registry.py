@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dau._registry import Registry
 from dau.errors import TrainingError
+from dau.progress import progress_bar
 
 __all__ = ["EpochBatches", "UnlearnContext", "get_method", "list_methods", "register_method"]
 
@@ -92,8 +92,8 @@ class UnlearnContext:
             self.log_record(entry)
 
     def bar(self, total: int, desc: str, initial: int = 0) -> Any:
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, unit="step",
-                    initial=initial)
+        return progress_bar(total=total, desc=desc, enabled=self.progress, leave=False, unit="step",
+                            initial=initial)
 
     def elapsed(self) -> float:
         """Seconds of the run so far, its part before a resume included."""
