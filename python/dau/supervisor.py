@@ -105,16 +105,18 @@ def _settle(run: Path, offset: int, pid: int, returncode: int) -> None:
         return
     if manifest.get("status") != "running" or manifest.get("process", {}).get("pid") != pid:
         return
+    crashed = bool(traceback.strip())
+    stopped = -returncode in STOPPING
     if returncode < 0:
-        status = "interrupted" if -returncode in STOPPING else "failed"
+        status = "interrupted" if stopped else "failed"
         reason = f"the process {pid} was killed by {describe(returncode)}"
-        if traceback.strip():
+        if crashed:
             reason += f"; Python's traceback is in {CRASH_LOG}"
     else:
         status, reason = "failed", f"the process {pid} exited with code {returncode}"
     manifest.update(status=status, error=reason)
     atomic_write_json(manifest_path, manifest)
-    if traceback.strip() and returncode < 0 and -returncode not in STOPPING:
+    if crashed and returncode < 0 and not stopped:
         sys.stderr.write(traceback if traceback.endswith("\n") else traceback + "\n")
     resume = ""
     if (run / "state.pt").exists():

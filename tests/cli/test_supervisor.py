@@ -20,10 +20,14 @@ from dau.supervisor import CRASH_LOG
 SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
 
+def unsupervised_env() -> dict[str, str]:
+    """This environment without the supervisor's variables: the dau it starts supervises."""
+    return {k: v for k, v in os.environ.items() if k not in ("DAU_SUPERVISED", "DAU_NO_SUPERVISOR")}
+
+
 def dau(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAU_SUPERVISED", "DAU_NO_SUPERVISOR")}
     return subprocess.run([sys.executable, "-m", "dau", *args], capture_output=True, text=True,
-                          env=env, timeout=600, **kw)
+                          env=unsupervised_env(), timeout=600, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +57,8 @@ def start_and_kill(args: list[str], run: Path, sig: signal.Signals, *, child: bo
                    ) -> subprocess.CompletedProcess:
     """Start ``dau ARGS``; once its run has saved state after 10 unlearning steps, send
     ``sig`` to the child doing the work (``child``) or to the ``dau`` command itself."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DAU_SUPERVISED", "DAU_NO_SUPERVISOR")}
     proc = subprocess.Popen([sys.executable, "-m", "dau", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=unsupervised_env())
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         log = run / "log.jsonl"
