@@ -212,6 +212,22 @@ def test_max_samples_subsamples_deterministically() -> None:
     assert any(o != a for o in others)  # the seed picks the subset
 
 
+def test_max_samples_keeps_each_class_share() -> None:
+    """The cap is stratified: every class keeps its share of the shadow set (largest
+    remainders), whatever the seed."""
+    from dau.eval.mia import _subsample
+
+    labels = np.repeat(np.arange(4), [500, 300, 150, 50])  # shares 0.5, 0.3, 0.15, 0.05
+    for seed in range(5):
+        keep = _subsample(labels, 101, np.random.default_rng(seed))
+        assert keep is not None and len(keep) == 101 and len(np.unique(keep)) == 101
+        assert np.all(np.diff(keep) > 0)  # stored order
+        counts = np.bincount(labels[keep], minlength=4)
+        np.testing.assert_array_equal(np.abs(counts - np.array([50.5, 30.3, 15.15, 5.05])) < 1,
+                                      True)
+    assert _subsample(labels, 1000, np.random.default_rng(0)) is None
+
+
 def test_bad_inputs_give_clear_errors() -> None:
     empty = Predictions(np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
     with pytest.raises(DataError, match="shadow_train is empty"):

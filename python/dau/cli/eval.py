@@ -21,9 +21,10 @@ __all__ = ["eval_"]
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
 @common_options
 @click.option("--no-mia", is_flag=True, help="Skip the membership-inference attacks.")
-@click.option("--max-mia-samples", type=click.IntRange(min=2), default=None,
-              help="Subsample each MIA shadow set to at most this many rows (default: all, "
-              "as the reference does).")
+@click.option("--max-mia-samples", type=click.IntRange(min=0), default=10_000,
+              show_default=True,
+              help="Fit each MIA attack on at most this many rows per side (a seeded subset, "
+              "stratified by label); 0 fits on all rows, as the reference does.")
 @click.option("--keep-forgotten-classes", is_flag=True,
               help="Keep the forgotten classes in the test set (class-wise forgetting drops them).")
 @click.option("--reference-compat", is_flag=True,
@@ -45,7 +46,7 @@ def eval_(runs: tuple[str, ...], **opts: Any) -> None:
     reference = load_run(opts["reference"]) if opts["reference"] else None
     kwargs = dict(
         device=opts["device"], batch_size=opts["batch_size"], mia=not opts["no_mia"],
-        reference_compat=opts["reference_compat"], max_mia_samples=opts["max_mia_samples"],
+        reference_compat=opts["reference_compat"], max_mia_samples=opts["max_mia_samples"] or None,
         data_dir=opts["data_dir"], progress=not opts["quiet"],
         drop_forgotten_classes=not opts["keep_forgotten_classes"],
     )

@@ -18,6 +18,7 @@ import torch
 from dau.errors import ConfigError, DataError
 from dau.eval.accuracy import Predictions, predict
 from dau.eval.mia import (
+    DEFAULT_MAX_SAMPLES,
     MIA_FEATURES,
     check_max_samples,
     entropy,
@@ -75,7 +76,7 @@ def evaluate(
     device: str | torch.device | None = "cpu",
     mia: bool = True,
     reference_compat: bool = False,
-    max_mia_samples: int | None = None,
+    max_mia_samples: int | None = DEFAULT_MAX_SAMPLES,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -89,8 +90,8 @@ def evaluate(
         device: where to run (None: the model's device).
         mia: run the SVC attacks (needs ``retain`` and ``test``).
         reference_compat: use the reference's buggy modified entropy.
-        max_mia_samples: cap on each MIA shadow set (see :mod:`dau.eval.mia`);
-            None is faithful to the reference.
+        max_mia_samples: cap on each MIA shadow set, stratified by label (see
+            :mod:`dau.eval.mia`); None fits on every row, as the reference does.
         seed: seed of that cap's subsample.
         progress: progress on stderr (:mod:`dau.progress`).
 

@@ -23,13 +23,14 @@ of labels occurring in the evaluated set, −Σ_{c∈L} (1−p_c) log p_c −
 Σ_{c∉L} p_c log p_c, where log 0 is replaced by log 1e-30. In class-wise
 forgetting it makes the feature depend on which classes a set contains.
 
-``max_samples`` is this package's addition (``None`` is faithful to the
-reference): an RBF SVC costs roughly quadratic time in its training rows, so
-each shadow set may be cut to at most ``max_samples`` rows, drawn without
-replacement from ``numpy.random.default_rng`` seeded by ``seed`` (one child
-stream per shadow set, rows kept in stored order). Features are computed on the
-whole set first, so the reference-compatible label set L does not change. The
-rows used are recorded in the result (``n_shadow_train`` …).
+``max_samples`` is this package's addition: an RBF SVC costs roughly quadratic time in
+its training rows, so each shadow set larger than ``max_samples`` is cut to that many rows,
+stratified by label (each class keeps its share, largest remainders rounding) and drawn
+without replacement from ``numpy.random.default_rng`` seeded by ``seed`` (one child stream
+per shadow set, rows kept in stored order). :func:`dau.evaluate` caps at
+:data:`DEFAULT_MAX_SAMPLES` rows per side; ``None`` uses every row, as the reference does.
+Features are computed on the whole set first, so the reference-compatible label set L does
+not change. The rows used are recorded in the result (``n_shadow_train`` …).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dau.errors import ConfigError, DataError
 from dau.eval.accuracy import Predictions
 
 __all__ = [
+    "DEFAULT_MAX_SAMPLES",
     "MIA_FEATURES",
     "entropy",
     "forget_efficacy",
@@ -60,6 +62,10 @@ MIA_FEATURES: tuple[str, ...] = ("correctness", "confidence", "entropy", "m_entr
 """The five attack names, in the reference's order; also the keys of a result."""
 
 _LOG_FLOOR = 1e-30
+
+DEFAULT_MAX_SAMPLES = 10_000
+"""Rows per side :func:`dau.evaluate` fits each attack on (the test sets of CIFAR, SVHN's
+excepted, and (Fashion-)MNIST have 10,000 rows, so their protocol is unchanged)."""
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
@@ -134,10 +140,21 @@ def check_max_samples(max_samples: Any) -> None:
         raise ConfigError(f"max_samples must be a positive integer or None, got {max_samples}")
 
 
-def _subsample(n: int, max_samples: int | None, rng: np.random.Generator) -> np.ndarray | None:
+def _subsample(labels: np.ndarray, max_samples: int | None,
+               rng: np.random.Generator) -> np.ndarray | None:
+    """Sorted positions of a label-stratified subset of ``max_samples`` rows, or None
+    when the set is not larger than that."""
+    n = len(labels)
     if max_samples is None or n <= max_samples:
         return None
-    return np.sort(rng.choice(n, size=int(max_samples), replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * (max_samples / n)
+    take = np.floor(share).astype(np.int64)
+    extra = max_samples - int(take.sum())
+    take[np.argsort(-(share - take), kind="stable")[:extra]] += 1
+    keep = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
+            for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(keep))
 
 
 def svc_mia(
@@ -158,8 +175,8 @@ def svc_mia(
         target_train: members to score (fraction predicted member), or None.
         target_test: non-members to score (fraction predicted non-member), or None.
         reference_compat: use the reference's buggy modified entropy.
-        max_samples: cut each shadow set to at most this many rows (seeded
-            random subset); None uses every row, as the reference does.
+        max_samples: cut each shadow set to at most this many rows (seeded,
+            stratified by label); None uses every row, as the reference does.
         seed: seed of that subset.
 
     Returns:
@@ -201,8 +218,8 @@ def svc_mia(
             )
 
     seeds = np.random.SeedSequence(seed).spawn(2)
-    keep_train = _subsample(len(shadow_train), max_samples, np.random.default_rng(seeds[0]))
-    keep_test = _subsample(len(shadow_test), max_samples, np.random.default_rng(seeds[1]))
+    keep_train = _subsample(shadow_train.labels, max_samples, np.random.default_rng(seeds[0]))
+    keep_test = _subsample(shadow_test.labels, max_samples, np.random.default_rng(seeds[1]))
 
     feats_train = mia_features(shadow_train, reference_compat=reference_compat)
     feats_test = mia_features(shadow_test, reference_compat=reference_compat)

@@ -17,6 +17,7 @@ import numpy as np
 
 from dau.checkpoint import Run
 from dau.errors import SplitMismatchError
+from dau.eval.mia import DEFAULT_MAX_SAMPLES
 
 __all__ = ["evaluate_run", "evaluation_sets", "resolve_plan"]
 
@@ -124,7 +125,7 @@ def evaluate_run(
     batch_size: int = 512,
     mia: bool = True,
     reference_compat: bool = False,
-    max_mia_samples: int | None = None,
+    max_mia_samples: int | None = DEFAULT_MAX_SAMPLES,
     data_dir: str | None = None,
     drop_forgotten_classes: bool = True,
     progress: bool = True,
