@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _profile import write_profiles
 from dau.config import UnlearnConfig
-from dau.data.datasets import ImageData
+from dau.data import ImageData
 from dau.data.loaders import iterate_batches
 from dau.models import create_model, place_model
 from dau.models.attacker import create_attacker

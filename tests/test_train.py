@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import dau.train as train_module
+import dau.training as train_module
 from dau.checkpoint import load_run
 from dau.errors import CheckpointError, TrainingError
-from dau.train import train
+from dau.training import train
 
 
 def weights(run):
@@ -70,7 +70,7 @@ def test_retrain_reference_never_sees_the_forget_set(tmp_path, tiny_config):
     seen = np.concatenate([train_module.epoch_order(plan.retain, 1, e) for e in range(3)])
     assert not np.isin(seen, plan.forget).any()
     # a model that never saw class 0 never predicts it
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
 
     test = load_dataset(tiny_config().dataset).test
     model = run.load_model().eval()

@@ -121,7 +121,7 @@ def test_whole_table_on_a_tiny_dataset_resuming_an_interrupted_original(tmp_path
     """The full protocol (dense and 95 % sparse, random and class-wise, DAU) end to end,
     with the original model interrupted after its first epoch beforehand."""
     from dau.config import TrainConfig
-    from dau.train import train
+    from dau.training import train
 
     root = tmp_path / "table"
     args = ["--root", str(root), "--dataset", synth, "--width", "0.125", "--epochs", "2",

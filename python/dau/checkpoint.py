@@ -21,11 +21,19 @@ import torch
 from torch import nn
 
 from dau._atomic import atomic_write, atomic_write_json
+from dau.data.splits import SplitPlan, load_plan
 from dau.errors import CheckpointError
+from dau.models import create_model, place_model
+from dau.runfiles import LOG, MANIFEST, METRICS, MODEL, SPLIT, STATE
+from dau.supervisor import announce_run
 
 __all__ = [
+    "LOG",
     "MANIFEST",
+    "METRICS",
     "MODEL",
+    "SPLIT",
+    "STATE",
     "Run",
     "atomic_write",
     "atomic_write_json",
@@ -37,12 +45,6 @@ __all__ = [
     "versions",
 ]
 
-MANIFEST = "manifest.json"
-MODEL = "model.safetensors"
-SPLIT = "split.json"
-METRICS = "metrics.json"
-LOG = "log.jsonl"
-STATE = "state.pt"
 SCHEMA = 1
 
 
@@ -141,8 +143,6 @@ class Run:
 
     def build_model(self) -> nn.Module:
         """A freshly initialised model of the run's architecture."""
-        from dau.models import create_model
-
         spec = self.manifest.get("model")
         if not isinstance(spec, Mapping):
             raise CheckpointError(f"{self.path / MANIFEST}: no 'model' section")
@@ -161,14 +161,10 @@ class Run:
     def load_model(self, device: str | torch.device = "cpu") -> nn.Module:
         """The run's model with its saved weights, loaded strictly."""
         model = self.build_model()
-        from dau.models import place_model
-
         load_weights(model, self.path / MODEL)
         return place_model(model, device)
 
-    def load_plan(self) -> Any:
-        from dau.data.splits import load_plan
-
+    def load_plan(self) -> SplitPlan:
         return load_plan(self.path / SPLIT)
 
 
@@ -236,8 +232,6 @@ def load_run(path: str | Path) -> Run:
 def claim(run: Run) -> None:
     """Record this process in ``run``'s manifest as the one writing it (write it after), and
     announce the run to the ``dau`` command's supervisor (:mod:`dau.supervisor`)."""
-    from dau.supervisor import announce_run
-
     run.manifest["process"] = {"pid": os.getpid(), "host": platform.node()}
     announce_run(run.path)
 

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from dau.checkpoint import load_run
-from dau.data import formats
-from dau.data.datasets import load_dataset
+from dau.data import formats, load_dataset
 
 
 @pytest.fixture(scope="module")

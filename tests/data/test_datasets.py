@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dau.data import datasets, formats
-from dau.data.datasets import Dataset, ImageData, list_datasets, load_dataset
+from dau.data import Dataset, ImageData, builtin, formats, list_datasets, load_dataset, readers
 from dau.errors import ConfigError, DataError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -24,7 +23,7 @@ def isolated(tmp_path, monkeypatch):
     """No DAU_DATA, an empty Debian root and an empty cache unless a test sets them."""
     monkeypatch.delenv("DAU_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(datasets, "DEBIAN_DATA_ROOT", tmp_path / "debian")
+    monkeypatch.setattr(readers, "DEBIAN_DATA_ROOT", tmp_path / "debian")
 
 
 def _expect(dataset: Dataset, x_tr, y_tr, x_te, y_te) -> None:
@@ -108,7 +107,7 @@ def test_mnist_family(tmp_path, name, layout, gz):
 @pytest.mark.skipif(not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
                     reason="Debian's fashion-mnist package is not installed")
 def test_real_fashion_mnist_from_debian(monkeypatch):
-    monkeypatch.setattr(datasets, "DEBIAN_DATA_ROOT", DEBIAN_FASHION.parent)
+    monkeypatch.setattr(readers, "DEBIAN_DATA_ROOT", DEBIAN_FASHION.parent)
     ds = load_dataset("fashion-mnist", download=False)
     assert len(ds.train) == 60_000 and len(ds.test) == 10_000
     assert ds.train.images.shape == (60_000, 1, 28, 28)
@@ -227,8 +226,8 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
 
 def test_official_counts_are_checksummed(tmp_path, monkeypatch):
     formats.write_cifar10(tmp_path, 10, 5)
-    pretend = dataclasses.replace(datasets._CIFAR10, official_counts=(10, 5))
-    monkeypatch.setattr(datasets, "_CIFAR10", pretend)
+    pretend = dataclasses.replace(readers._CIFAR10, official_counts=(10, 5))
+    monkeypatch.setattr(readers, "_CIFAR10", pretend)
     with pytest.raises(DataError, match=r"data_batch_1: does not match the official CIFAR-10"):
         load_dataset("cifar10", tmp_path, download=False)
     assert len(load_dataset("cifar10:verify=false", tmp_path, download=False).train) == 10
@@ -317,7 +316,7 @@ def test_image_data_validation_and_subset():
 
 
 def synthetic_arrays(num_classes, channels, size, n_train, n_test, seed):
-    return datasets.synthetic_arrays(
+    return builtin.synthetic_arrays(
         num_classes=num_classes, channels=channels, size=size, n_train=n_train, n_test=n_test,
         seed=seed,
     )

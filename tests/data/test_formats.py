@@ -13,7 +13,7 @@ import scipy.io
 import torch
 
 from dau.data import formats
-from dau.data.datasets import synthetic_arrays
+from dau.data.builtin import synthetic_arrays
 
 
 def _md5s(directory):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dau.data.datasets import DatasetInfo, ImageData
+from dau.data import DatasetInfo, ImageData
 from dau.data.loaders import augment, iterate_batches, to_device
 from dau.errors import DataError
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dau import _native
 from dau.cli import main
-from dau.data.datasets import load_dataset
+from dau.data import load_dataset
 from dau.data.fingerprints import (
     digest,
     fingerprint_images,
@@ -27,8 +27,8 @@ from dau.data.fingerprints import (
     write_fingerprint_file,
 )
 from dau.data.formats import write_cifar10, write_mnist
-from dau.data.requests import plan_forget, request_kind
-from dau.data.splits import check_dataset, dataset_section, load_split, save_split, verify_split
+from dau.data.requests import plan_forget
+from dau.data.splits import check_dataset, dataset_section, load_split, request_kind, save_split, verify_split
 from dau.errors import ConfigError, RequestError, SplitError, SplitMismatchError
 
 

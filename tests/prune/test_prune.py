@@ -55,7 +55,7 @@ def test_masks_that_do_not_fit_the_model_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory):
-    from dau.train import train
+    from dau.training import train
 
     root = tmp_path_factory.mktemp("runs")
     config = TrainConfig(dataset=SYNTH, width=0.125, epochs=3, batch_size=32, lr=0.05, device="cpu",

@@ -9,7 +9,7 @@ SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
-    from dau.train import train
+    from dau.training import train
 
     root = tmp_path_factory.mktemp("runs")
     made = {}

@@ -165,7 +165,7 @@ def test_adversarial_every_n_steps_trains_on_the_retain_batch_alone_between(orig
 
 
 def test_dau_keeps_pruned_weights_at_zero(original):
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.splits import plan_split
     from dau.unlearn import UnlearnContext
     from dau.unlearn.dau import dau_method
@@ -241,7 +241,7 @@ def test_behaviour_defaults_are_per_dataset_then_the_reference_s():
 
 
 def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_path):
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.splits import plan_split
     from dau.unlearn import UnlearnContext
     from dau.unlearn.dau import dau_method

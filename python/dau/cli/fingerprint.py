@@ -28,7 +28,7 @@ def fingerprint(**opts: Any) -> None:
     import time
 
     from dau.cli import configure_logging
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.fingerprints import ALGORITHM, digest, fingerprint_images, write_fingerprint_file
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))

@@ -86,7 +86,7 @@ def _show(summary: dict[str, Any], path: str) -> None:
 def plan_cmd(**opts: Any) -> None:
     """Plan a split of a dataset and write it, with the dataset's content digests."""
     from dau.cli import configure_logging
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.requests import plan_forget
     from dau.data.splits import dataset_section, load_split, parse_forget_option, save_split
     from dau.errors import ConfigError
@@ -132,7 +132,7 @@ def show_cmd(path: str, as_json: bool) -> None:
 def verify_cmd(path: str, **opts: Any) -> None:
     """Check that a dataset still matches a split file; exit 1 listing every difference."""
     from dau.cli import configure_logging
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.splits import load_split, verify_split
     from dau.errors import ConfigError, SplitMismatchError
 

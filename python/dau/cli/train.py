@@ -47,7 +47,7 @@ def train(**opts: Any) -> None:
     from dau.cli import configure_logging
     from dau.config import TrainConfig
     from dau.data.splits import parse_forget_option
-    from dau.train import train as run_training
+    from dau.training import train as run_training
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
     forget = parse_forget_option(opts["forget"], opts["klass"])

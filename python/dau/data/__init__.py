@@ -1,12 +1,18 @@
 """Datasets held in memory, their on-disk formats and batching over them.
 
-``dau.data.datasets`` loads a dataset by name (:func:`load_dataset`, :func:`list_datasets`);
-``dau.data.loaders`` batches and augments it on the device (:func:`iterate_batches`,
-:func:`augment`); ``dau.data.formats`` writes small files in the real on-disk formats.
+``types`` holds the in-memory classes; ``registry`` loads a dataset by name
+(:func:`load_dataset`, :func:`list_datasets`); ``builtin`` (synthetic, digits) and ``readers``
+(CIFAR, SVHN, (Fashion-)MNIST files and downloads) register the datasets, imported here so
+that every name is registered; ``loaders`` batches and augments on the device
+(:func:`iterate_batches`, :func:`augment`); ``formats`` writes small files in the real on-disk
+formats; ``splits``, ``requests`` and ``fingerprints`` plan forget splits and resolve deletion
+requests by content.
 """
 
-from dau.data.datasets import Dataset, DatasetInfo, ImageData, list_datasets, load_dataset
+from dau.data import builtin, readers  # noqa: F401  (registers the datasets)
 from dau.data.loaders import augment, iterate_batches, to_device
+from dau.data.registry import list_datasets, load_dataset, register_dataset
+from dau.data.types import Dataset, DatasetInfo, ImageData
 
 __all__ = [
     "Dataset",
@@ -16,5 +22,6 @@ __all__ = [
     "iterate_batches",
     "list_datasets",
     "load_dataset",
+    "register_dataset",
     "to_device",
 ]

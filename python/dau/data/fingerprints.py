@@ -12,6 +12,8 @@ export of a sample has the sample's fingerprint.
 The dataset digest (64 hex digits) is the BLAKE3 hash of a fixed prefix, the sample count and
 all fingerprints in position order: it changes when any sample changes or moves.
 
+A dataset's fingerprints (:func:`dataset_fingerprints`) are computed once per dataset object.
+
 Fingerprint files (``dau fingerprint``) hold one fingerprint per line in position order after
 ``#`` header lines; any list of fingerprints in that syntax is a ``fingerprints:FILE`` request.
 """
@@ -19,7 +21,9 @@ Fingerprint files (``dau fingerprint``) hold one fingerprint per line in positio
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,13 @@ import numpy.typing as npt
 import torch
 
 from dau import _native
-from dau.checkpoint import atomic_write
+from dau._atomic import atomic_write
 from dau.errors import RequestError
 
 __all__ = [
     "ALGORITHM",
+    "DatasetFingerprints",
+    "dataset_fingerprints",
     "digest",
     "fingerprint_image_file",
     "fingerprint_images",
@@ -54,6 +60,27 @@ def fingerprint_images(images: torch.Tensor | np.ndarray, threads: int | None = 
     if isinstance(images, torch.Tensor):
         images = images.detach().to("cpu").contiguous().numpy()
     return _native.fingerprint_samples(images, threads)
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetFingerprints:
+    """The fingerprints ``[N, 16]`` of a dataset's train and test samples."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, DatasetFingerprints] = weakref.WeakKeyDictionary()
+
+
+def dataset_fingerprints(dataset: Any) -> DatasetFingerprints:
+    """The fingerprints of a :class:`~dau.data.types.Dataset` (computed once per object)."""
+    found = _CACHE.get(dataset)
+    if found is None:
+        found = DatasetFingerprints(fingerprint_images(dataset.train.images),
+                                    fingerprint_images(dataset.test.images))
+        _CACHE[dataset] = found
+    return found
 
 
 def digest(fingerprints: Fingerprints) -> str:
@@ -107,7 +134,7 @@ def fingerprint_image_file(path: str | os.PathLike[str], shape: tuple[int, int, 
 
     Raises :class:`RequestError` when the file cannot be decoded or has another size.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # here: only image-file requests need PIL
 
     channels, height, width = shape
     try:

@@ -3,7 +3,7 @@
 Each writer creates files that the official readers accept byte for byte in kind: CIFAR
 Python pickles (``cifar-10-batches-py/``, ``cifar-100-python/``), MNIST idx files (optionally
 gzip-compressed) and SVHN MATLAB v5 ``.mat`` files. The images carry learnable class structure
-(:func:`dau.data.datasets.synthetic_arrays`); the sample counts are whatever you ask for, so
+(:func:`dau.data.builtin.synthetic_arrays`); the sample counts are whatever you ask for, so
 the files never pass for the official release (whose MD5s they do not match).
 
 Every writer returns the directory holding the files and is deterministic in ``seed``.
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dau.data.datasets import synthetic_arrays
+from dau.data.builtin import synthetic_arrays
 
 __all__ = [
     "CIFAR10_CLASSES",

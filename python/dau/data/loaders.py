@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dau.data.datasets import DatasetInfo, ImageData, _as_index, _describe
+from dau.data.types import DatasetInfo, ImageData, as_index, describe
 from dau.errors import DataError
 
 __all__ = ["augment", "iterate_batches", "to_device"]
@@ -49,7 +49,7 @@ def augment(
             or batch_u8.dim() != 4):
         raise DataError(
             "augment: batch_u8 must be a torch.uint8 tensor [N, C, H, W]; got "
-            + _describe(batch_u8)
+            + describe(batch_u8)
         )
     if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0:
         raise DataError(f"augment: crop_padding must be an integer ≥ 0; got {crop_padding!r}")
@@ -115,7 +115,7 @@ def iterate_batches(
         raise DataError("iterate_batches: augment=True needs info (a DatasetInfo)")
     source = data.images.device
     target = torch.device(device) if device is not None else source
-    idx = _as_index(order, len(data), source, what="iterate_batches: order")
+    idx = as_index(order, len(data), source, what="iterate_batches: order")
     padding = info.crop_padding if (augment and info is not None) else 0
     flip = bool(info.hflip) if (augment and info is not None) else False
     return _batches(data, idx, batch_size, target, padding, flip, generator, drop_last)

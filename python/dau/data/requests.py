@@ -36,7 +36,6 @@ import csv
 import hashlib
 import logging
 import os
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,55 +45,18 @@ import numpy as np
 from dau import _native
 from dau.data.fingerprints import (
     ALGORITHM,
+    dataset_fingerprints,
     fingerprint_image_file,
-    fingerprint_images,
     from_hex,
     read_fingerprint_file,
     to_hex,
 )
+from dau.data.splits import as_labels, plan_split, request_kind
 from dau.errors import RequestError, SplitError
 
-__all__ = [
-    "REQUEST_KINDS",
-    "DatasetFingerprints",
-    "RequestItem",
-    "dataset_fingerprints",
-    "plan_forget",
-    "request_kind",
-    "resolve_request",
-]
+__all__ = ["RequestItem", "plan_forget", "resolve_request"]
 
 log = logging.getLogger(__name__)
-
-REQUEST_KINDS = ("fingerprints", "ids", "files")
-
-
-def request_kind(spec: str) -> str | None:
-    """``"fingerprints"``, ``"ids"`` or ``"files"`` for a request spec; None for other specs."""
-    kind, sep, _ = spec.strip().partition(":")
-    return kind.strip() if sep and kind.strip() in REQUEST_KINDS else None
-
-
-@dataclass(frozen=True, eq=False)
-class DatasetFingerprints:
-    """The fingerprints ``[N, 16]`` of a dataset's train and test samples."""
-
-    train: np.ndarray
-    test: np.ndarray
-
-
-_CACHE: weakref.WeakKeyDictionary[Any, DatasetFingerprints] = weakref.WeakKeyDictionary()
-
-
-def dataset_fingerprints(dataset: Any) -> DatasetFingerprints:
-    """The fingerprints of a :class:`~dau.data.datasets.Dataset` (computed once per object)."""
-    found = _CACHE.get(dataset)
-    if found is None:
-        found = DatasetFingerprints(fingerprint_images(dataset.train.images),
-                                    fingerprint_images(dataset.test.images))
-        _CACHE[dataset] = found
-    return found
-
 
 @dataclass
 class RequestItem:
@@ -299,8 +261,6 @@ def plan_forget(
     """Plan the split of ``dataset`` for ``forget``: any spec of :func:`dau.data.splits.plan_split`
     or a request. Returns the plan and, for a request, its record for the manifest (provenance,
     a summary and every item's resolution). Unforgotten items are logged as warnings."""
-    from dau.data.splits import plan_split
-
     labels, num_classes = dataset.train.labels, dataset.info.num_classes
     if request_kind(forget) is None:
         if metadata is not None or id_column is not None:
@@ -318,8 +278,6 @@ def plan_forget(
         raise RequestError(f"--forget {forget}: none of its {len(items)} items matched the "
                            f"training split ({counts}); the model never trained on any of them, "
                            "nothing to forget")
-    from dau.data.splits import as_labels
-
     plan, _ = _native.plan_split_request(as_labels(labels), num_classes, forget, seed, positions,
                                          val_fraction)
     not_forgotten = [item for item in items if item.status != "forgotten"]

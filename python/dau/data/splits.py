@@ -6,8 +6,8 @@ labels, spec, seed and validation fraction give the same :class:`SplitPlan` (and
 
 Forget specs: ``random:N``, ``random:P%``, ``class:K``, ``classes:K1,K2``, ``indices:FILE``
 (a text file of positions in the full training set), ``none``, and the deletion requests
-``fingerprints:FILE``, ``ids:FILE``, ``files:PATH`` (resolved by content, see
-:mod:`dau.data.requests`).
+``fingerprints:FILE``, ``ids:FILE``, ``files:PATH`` (:func:`request_kind`; resolved by
+content, see :mod:`dau.data.requests`).
 
 The split file (``split.json``, written by ``dau split plan`` and into every run directory) is
 the Rust manifest (spec, seed, counts, the four index arrays and their fingerprint) with two
@@ -30,12 +30,15 @@ import numpy as np
 import numpy.typing as npt
 
 from dau import _native
+from dau._atomic import atomic_write
 from dau._native import SplitPlan
-from dau.checkpoint import atomic_write
+from dau.data.fingerprints import ALGORITHM, LAYOUT, dataset_fingerprints, digest, from_hex, to_hex
 from dau.errors import ConfigError, SplitError, SplitMismatchError
+from dau.runfiles import SPLIT
 
 __all__ = [
     "DEFAULT_VAL_FRACTION",
+    "REQUEST_KINDS",
     "SplitPlan",
     "as_labels",
     "check_dataset",
@@ -44,6 +47,7 @@ __all__ = [
     "load_split",
     "parse_forget_option",
     "plan_split",
+    "request_kind",
     "save_plan",
     "save_run_split",
     "save_split",
@@ -51,6 +55,7 @@ __all__ = [
 ]
 
 SETS = ("val", "train", "forget", "retain")
+REQUEST_KINDS = ("fingerprints", "ids", "files")
 
 DEFAULT_VAL_FRACTION: float = _native.DEFAULT_VAL_FRACTION
 
@@ -84,6 +89,12 @@ def as_labels(labels: Any, name: str = "labels") -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
+def request_kind(spec: str) -> str | None:
+    """``"fingerprints"``, ``"ids"`` or ``"files"`` for a request spec; None for other specs."""
+    kind, sep, _ = spec.strip().partition(":")
+    return kind.strip() if sep and kind.strip() in REQUEST_KINDS else None
+
+
 def plan_split(
     labels: Any,
     num_classes: int,
@@ -112,9 +123,6 @@ def save_plan(plan: SplitPlan, path: str | os.PathLike[str]) -> Path:
 
 def dataset_section(name: str, dataset: Any, plan: SplitPlan) -> dict[str, Any]:
     """The ``dataset`` section of a split file: what the plan's positions hold, by content."""
-    from dau.data.fingerprints import ALGORITHM, LAYOUT, digest, to_hex
-    from dau.data.requests import dataset_fingerprints
-
     fps = dataset_fingerprints(dataset)
     info = dataset.info
     return {
@@ -156,8 +164,6 @@ def save_run_split(run_dir: str | os.PathLike[str], plan: SplitPlan, trained_on:
                    dataset: dict[str, Any] | None = None,
                    request: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``split.json`` into a run directory; return the manifest's ``split`` section."""
-    from dau.checkpoint import SPLIT
-
     save_split(Path(run_dir) / SPLIT, plan, dataset=dataset, request=request)
     section = {"file": SPLIT, "fingerprint": plan.fingerprint, "spec": plan.spec,
                "seed": plan.seed, "val_fraction": plan.val_fraction, "counts": plan.counts(),
@@ -178,9 +184,6 @@ def _positions(values: np.ndarray, limit: int = 8) -> str:
 
 def _replan(plan: SplitPlan, doc: dict[str, Any], dataset: Any) -> tuple[SplitPlan | None, str]:
     """The plan ``dataset`` gives for the file's spec, or None and why it cannot be re-made."""
-    from dau.data.fingerprints import from_hex
-    from dau.data.requests import dataset_fingerprints, request_kind
-
     labels, num_classes = dataset.train.labels, dataset.info.num_classes
     spec = plan.spec
     if request_kind(spec) is not None:
@@ -205,9 +208,6 @@ def verify_split(plan: SplitPlan, doc: dict[str, Any], dataset: Any) -> tuple[li
     Returns ``(differences, notes)``: each difference says precisely what differs; notes say
     what could not be checked.
     """
-    from dau.data.fingerprints import digest, from_hex, to_hex
-    from dau.data.requests import dataset_fingerprints
-
     diffs: list[str] = []
     notes: list[str] = []
     n = len(dataset.train)

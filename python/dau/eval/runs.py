@@ -97,7 +97,7 @@ def evaluation_sets(
     ``drop_forgotten_classes`` is False.
     """
     from dau.checkpoint import SPLIT
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.splits import check_dataset
 
     config = run.config

@@ -35,7 +35,7 @@ def prune(
     from safetensors.torch import load_file
 
     from dau.prune import omp_masks, sparsity
-    from dau.train import train
+    from dau.training import train
 
     parent = ckpt.load_run(model)
     if parent.manifest.get("status") != "complete":

@@ -161,7 +161,7 @@ class EpochBatches:
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
         from dau.data.loaders import iterate_batches
-        from dau.train import augmentation_generator, epoch_order
+        from dau.training import augmentation_generator, epoch_order
 
         first = int(self.start["epoch"]) if self.start else 0
         for epoch in range(first, self.epochs):

@@ -72,7 +72,7 @@ def unlearn(
     and its resolution recorded in the run's ``split.json``. The run saves the state
     :func:`resume` goes on from every ``checkpoint_seconds`` and every epoch.
     """
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.requests import plan_forget
     from dau.data.splits import dataset_section, save_run_split
     from dau.prune import MASKS, load_masks, save_masks, sparsity
@@ -174,7 +174,7 @@ def resume(
     """
     import torch
 
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.splits import check_dataset
     from dau.prune import MASKS, load_masks
     from dau.unlearn.optim import apply_masks_

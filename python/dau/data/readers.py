@@ -1,33 +1,14 @@
-"""Datasets: a small registry of in-memory image-classification datasets.
+"""The file-backed datasets: ``cifar10``, ``cifar100``, ``svhn``, ``mnist``, ``fashion-mnist``.
 
-A dataset is held fully in memory: ``images`` is a ``torch.uint8`` tensor ``[N, C, H, W]``
-(channels first, always 4-D; grayscale has ``C = 1``) and ``labels`` is ``torch.int64 [N]``.
-Nothing here normalises: models normalise inside with :attr:`DatasetInfo.mean` and
-:attr:`DatasetInfo.std`.
-
-Names (:func:`list_datasets`):
-
-``cifar10``, ``cifar100``, ``svhn``, ``mnist``, ``fashion-mnist``
-    Read through torchvision's own readers from local files. The root is searched in this
-    order: the ``data_dir`` argument, the ``DAU_DATA`` environment variable, Debian's
-    ``/usr/share/datasets/<name>/``, the download cache (``$XDG_CACHE_HOME/dau/data``,
-    by default ``~/.cache/dau/data``); each of the first, second and last is tried both as
-    given and with ``/<name>`` appended. Both torchvision's layout (``cifar-10-batches-py/``,
-    ``cifar-100-python/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ``*_32x32.mat``) and a flat
-    layout with the raw files directly in the directory are accepted; MNIST idx files may be
-    gzip-compressed. When nothing is found and ``download`` is not ``False``, torchvision
-    downloads the data into ``data_dir``, else ``DAU_DATA``, else the cache.
-``digits``
-    scikit-learn's bundled 8×8 digits (1 797 images, values 0–16 scaled to 0–255), split
-    per class into train/test by a seeded legacy ``numpy.random.RandomState`` (stable across
-    NumPy versions); options ``test_fraction=0.2``, ``seed=0``.
-``synthetic``
-    Seeded class-prototype images plus noise, any shape; options ``num_classes=10``,
-    ``channels=3``, ``size=32``, ``train=2000``, ``test=500``, ``seed=0``. Also written as
-    ``"synthetic:classes=10,channels=1,size=16,train=500,test=100,seed=3"``.
-
-Options may always be given in that string form (``"digits:seed=3"``) or as keyword
-arguments of :func:`load_dataset`.
+They are read through torchvision's own readers from local files. The root is searched in
+this order: the ``data_dir`` argument, the ``DAU_DATA`` environment variable, Debian's
+``/usr/share/datasets/<name>/``, the download cache (``$XDG_CACHE_HOME/dau/data``, by
+default ``~/.cache/dau/data``); each of the first, second and last is tried both as given and
+with ``/<name>`` appended. Both torchvision's layout (``cifar-10-batches-py/``,
+``cifar-100-python/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ``*_32x32.mat``) and a flat
+layout with the raw files directly in the directory are accepted; MNIST idx files may be
+gzip-compressed. When nothing is found and ``download`` is not ``False``, torchvision
+downloads the data into ``data_dir``, else ``DAU_DATA``, else the cache.
 
 Checksums. torchvision's CIFAR and SVHN classes refuse any file whose MD5 differs from the
 official release, which would reject every custom or test file in the same format. dau reads
@@ -41,14 +22,15 @@ repackagers such as Debian recompress); their structure is checked instead.
 
 CIFAR files are Python pickles, read by torchvision with :func:`pickle.load`: only read data
 from a source you trust.
+
+torchvision is imported inside the functions that use it: it is slow to import and only
+these readers need it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import gzip
-import inspect
 import logging
 import os
 import pickle
@@ -58,25 +40,16 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from dau._registry import Registry
-from dau.errors import ConfigError, DataError
+from dau.data.registry import bool_option, register_dataset
+from dau.data.types import Dataset, DatasetInfo, ImageData, describe
+from dau.errors import DataError
 
-__all__ = [
-    "DEBIAN_DATA_ROOT",
-    "Dataset",
-    "DatasetInfo",
-    "ImageData",
-    "default_cache_dir",
-    "list_datasets",
-    "load_dataset",
-    "register_dataset",
-    "synthetic_arrays",
-]
+__all__ = ["DEBIAN_DATA_ROOT", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -88,426 +61,6 @@ def default_cache_dir() -> Path:
     """The download cache: ``$XDG_CACHE_HOME/dau/data``, by default ``~/.cache/dau/data``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
     return Path(base).expanduser() / "dau" / "data"
-
-
-# ---------------------------------------------------------------------------------------------
-# Data classes
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model and the augmentation need to know about a dataset.
-
-    ``mean``/``std`` are per channel on the [0, 1] scale. ``hflip`` says whether a
-    horizontal flip keeps an image's class (not for digits); ``crop_padding`` is the zero
-    padding of the random-crop augmentation (0 disables it). ``source`` is where the data
-    was read from (a directory, or a description for generated data).
-    """
-
-    name: str
-    num_classes: int
-    channels: int
-    height: int
-    width: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    class_names: tuple[str, ...]
-    hflip: bool
-    crop_padding: int
-    source: str
-
-
-@dataclass(frozen=True, eq=False)
-class ImageData:
-    """Images ``uint8 [N, C, H, W]`` and their labels ``int64 [N]``, on one device."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __post_init__(self) -> None:
-        images, labels = self.images, self.labels
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-            raise DataError(
-                "ImageData: images must be a torch.uint8 tensor [N, C, H, W]; got "
-                f"{_describe(images)}"
-            )
-        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
-            raise DataError(
-                f"ImageData: labels must be a torch.int64 tensor [N]; got {_describe(labels)}"
-            )
-        if images.shape[0] != labels.shape[0]:
-            raise DataError(
-                f"ImageData: {images.shape[0]} images but {labels.shape[0]} labels; "
-                "they must be equal"
-            )
-        if images.device != labels.device:
-            raise DataError(
-                f"ImageData: images on {images.device} but labels on {labels.device}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> ImageData:
-        """The samples at ``indices`` (positions, in that order; repeats allowed).
-
-        A boolean mask of length ``len(self)`` selects the samples where it is true.
-        """
-        idx = _as_index(indices, len(self), self.images.device, what="subset indices")
-        return ImageData(self.images.index_select(0, idx), self.labels.index_select(0, idx))
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A dataset: its :class:`DatasetInfo` and its train and test :class:`ImageData`."""
-
-    info: DatasetInfo
-    train: ImageData
-    test: ImageData
-
-    def __post_init__(self) -> None:
-        want = (self.info.channels, self.info.height, self.info.width)
-        for part in ("train", "test"):
-            data: ImageData = getattr(self, part)
-            if tuple(data.images.shape[1:]) != want:
-                raise DataError(
-                    f"dataset {self.info.name!r}: {part} images have shape "
-                    f"{tuple(data.images.shape[1:])}, expected {want} (C, H, W)"
-                )
-
-
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
-    if isinstance(x, np.ndarray):
-        return f"numpy {x.dtype} array of shape {x.shape}"
-    return type(x).__name__
-
-
-def _as_index(
-    indices: torch.Tensor | np.ndarray | Sequence[int], length: int, device: torch.device,
-    *, what: str,
-) -> torch.Tensor:
-    """Positions as an int64 tensor on ``device``, checked to lie in ``[0, length)``."""
-    if isinstance(indices, torch.Tensor):
-        idx = indices
-    else:
-        arr = np.asarray(indices)
-        if arr.size == 0:
-            arr = arr.astype(np.int64)
-        idx = torch.from_numpy(np.ascontiguousarray(arr))
-    if idx.dim() != 1:
-        raise DataError(f"{what} must be 1-D; got {_describe(idx)}")
-    if idx.dtype == torch.bool:
-        if idx.shape[0] != length:
-            raise DataError(
-                f"{what}: a boolean mask must have length {length}; got {idx.shape[0]}"
-            )
-        idx = torch.nonzero(idx, as_tuple=False).flatten()
-    elif idx.dtype.is_floating_point or idx.dtype.is_complex:
-        raise DataError(f"{what} must be integers; got {_describe(idx)}")
-    idx = idx.to(device=device, dtype=torch.int64)
-    if idx.numel():
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= length:
-            raise DataError(
-                f"{what} must lie in [0, {length}); got values from {lo} to {hi}"
-            )
-    return idx
-
-
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images on the [0, 1] scale, rounded to 4 places."""
-    x = images.to(torch.float64).div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
-    mean = tuple(round(float(v), 4) for v in x.mean(dim=1))
-    std = tuple(round(max(float(v), 1e-4), 4) for v in x.std(dim=1, correction=0))
-    return mean, std
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------
-
-F = TypeVar("F", bound=Callable[..., Dataset])
-
-_REGISTRY: Registry[Callable[..., Dataset]] = Registry(
-    "dataset", "--dataset", normalize=lambda name: _normalize_name(name)
-)
-# Keyword arguments every loader receives; the others are its dataset options.
-_COMMON = ("data_dir", "download")
-# Aliases accepted in the "name:key=value" string form.
-_OPTION_ALIASES = {"classes": "num_classes"}
-
-
-def register_dataset(name: str) -> Callable[[F], F]:
-    """Register a loader under ``name``.
-
-    The loader is called as ``fn(data_dir=..., download=..., **options)``; its other
-    keyword-only parameters are the dataset's options.
-    """
-
-    def decorator(fn: F) -> F:
-        params = inspect.signature(fn).parameters
-        missing = [p for p in _COMMON if p not in params]
-        if missing:
-            raise TypeError(f"dataset loader {fn.__name__} lacks parameters {missing}")
-        _REGISTRY.register(name)(fn)
-        return fn
-
-    return decorator
-
-
-def list_datasets() -> list[str]:
-    """The registered dataset names, sorted."""
-    return _REGISTRY.names()
-
-
-def load_dataset(
-    name: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    download: bool | None = None,
-    **options: Any,
-) -> Dataset:
-    """Load dataset ``name`` (optionally ``"name:key=value,..."``) fully into memory.
-
-    ``data_dir`` is the first place searched for file-backed datasets (see the module
-    docstring for the search order). ``download``: ``False`` never downloads; ``None`` or
-    ``True`` lets torchvision download into ``data_dir``, else ``DAU_DATA``, else the cache,
-    when the files are found nowhere. ``options`` are the dataset's options.
-    Raises :class:`ConfigError` for an unknown name or option and :class:`DataError` when
-    the data cannot be found or read.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"dataset: expected a dataset name such as 'cifar10'; got {name!r}")
-    base, _, spec = name.partition(":")
-    key = _normalize_name(base)
-    loader = _REGISTRY.get(base)
-    allowed = [
-        p.name for p in inspect.signature(loader).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _COMMON
-    ]
-    merged = _parse_options(key, spec, allowed) if spec.strip() else {}
-    for opt, value in options.items():
-        if opt in merged:
-            raise ConfigError(
-                f"dataset {key!r}: option {opt!r} given both in the name {name!r} and as an "
-                "argument; give it once"
-            )
-        merged[opt] = value
-    for opt in merged:
-        if opt not in allowed:
-            raise ConfigError(_unknown_option(key, opt, allowed))
-    path = Path(os.fspath(data_dir)).expanduser() if data_dir is not None else None
-    if download is not None and not isinstance(download, bool):
-        raise ConfigError(f"download must be True, False or None; got {download!r}")
-    return loader(data_dir=path, download=download, **merged)
-
-
-def _normalize_name(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
-
-
-def _unknown_option(dataset: str, opt: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(opt, allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    valid = ", ".join(allowed) if allowed else "none"
-    return f"dataset {dataset!r}: unknown option {opt!r}{hint} (valid options: {valid})"
-
-
-def _parse_options(dataset: str, spec: str, allowed: list[str]) -> dict[str, Any]:
-    """Parse ``"key=value,key=value"`` (values: int, float, true/false or text)."""
-    out: dict[str, Any] = {}
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(
-                f"dataset {dataset!r}: option {item!r} must be written key=value "
-                f"(e.g. '{dataset}:seed=1')"
-            )
-        key = _OPTION_ALIASES.get(key, key) if key not in allowed else key
-        if key not in allowed:
-            raise ConfigError(_unknown_option(dataset, key, allowed))
-        if key in out:
-            raise ConfigError(f"dataset {dataset!r}: option {key!r} given twice")
-        out[key] = _parse_value(raw.strip())
-    return out
-
-
-def _parse_value(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def _int_option(
-    dataset: str, opt: str, value: Any, minimum: int, maximum: int | None = None
-) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if ok and value >= minimum and (maximum is None or value <= maximum):
-        return int(value)
-    bound = f"≥ {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-    raise ConfigError(
-        f"dataset {dataset!r}: option {opt!r} must be an integer {bound}; got {value!r}"
-    )
-
-
-def _bool_option(dataset: str, opt: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"dataset {dataset!r}: option {opt!r} must be true or false; got {value!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic data (also used by dau.data.formats)
-# ---------------------------------------------------------------------------------------------
-
-
-def synthetic_arrays(
-    *, num_classes: int, channels: int, size: int, n_train: int, n_test: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded images with learnable class structure: ``(x_train, y_train, x_test, y_test)``.
-
-    Each class has a smooth random prototype (a 4×4 per-channel grid of normal values,
-    bilinearly upsampled to ``size``×``size``). A sample is its class prototype with a random
-    contrast, circularly shifted by up to ``size // 8`` pixels, plus a brightness offset and
-    pixel noise, on a grey background; images are ``uint8 [N, C, size, size]`` and labels
-    ``int64 [N]``, balanced over the classes in random order. The prototypes, the training
-    set and the test set come from independent streams spawned from ``seed`` (NumPy's
-    ``SeedSequence``/PCG64), so the test set does not depend on ``n_train``.
-    """
-    seq = np.random.SeedSequence(seed)
-    proto_rng, train_rng, test_rng = (np.random.default_rng(s) for s in seq.spawn(3))
-    grid = min(4, size)
-    coarse = proto_rng.standard_normal((num_classes, channels, grid, grid))
-    protos = torch.nn.functional.interpolate(
-        torch.from_numpy(coarse), size=(size, size), mode="bilinear", align_corners=False
-    ).numpy()
-    protos -= protos.mean(axis=(1, 2, 3), keepdims=True)
-    protos /= protos.std(axis=(1, 2, 3), keepdims=True) + 1e-8
-
-    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.permutation(np.arange(n, dtype=np.int64) % num_classes)
-        shift = size // 8
-        dy = rng.integers(-shift, shift + 1, size=n)
-        dx = rng.integers(-shift, shift + 1, size=n)
-        contrast = rng.uniform(0.75, 1.25, size=(n, 1, 1, 1))
-        brightness = rng.normal(0.0, 12.0, size=(n, 1, 1, 1))
-        noise = rng.normal(0.0, 40.0, size=(n, channels, size, size))
-        rows = (np.arange(size)[None, :] - dy[:, None]) % size  # [n, size]
-        cols = (np.arange(size)[None, :] - dx[:, None]) % size
-        chosen = protos[labels]  # [n, C, H, W]
-        shifted = chosen[np.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-        shifted = shifted.transpose(0, 3, 1, 2)  # advanced indexing put C last
-        x = 128.0 + 50.0 * contrast * shifted + brightness + noise
-        return np.clip(np.rint(x), 0, 255).astype(np.uint8), labels
-
-    x_train, y_train = sample(train_rng, n_train)
-    x_test, y_test = sample(test_rng, n_test)
-    return x_train, y_train, x_test, y_test
-
-
-@register_dataset("synthetic")
-def _load_synthetic(
-    *,
-    data_dir: Path | None,
-    download: bool | None,
-    num_classes: int = 10,
-    channels: int = 3,
-    size: int = 32,
-    train: int = 2000,
-    test: int = 500,
-    seed: int = 0,
-) -> Dataset:
-    name = "synthetic"
-    num_classes = _int_option(name, "num_classes", num_classes, 2, 10_000)
-    channels = _int_option(name, "channels", channels, 1, 64)
-    size = _int_option(name, "size", size, 2, 1024)
-    train = _int_option(name, "train", train, 1)
-    test = _int_option(name, "test", test, 0)
-    seed = _int_option(name, "seed", seed, 0, 2**63 - 1)
-    x_tr, y_tr, x_te, y_te = synthetic_arrays(
-        num_classes=num_classes, channels=channels, size=size, n_train=train, n_test=test,
-        seed=seed,
-    )
-    train_data = ImageData(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
-    mean, std = _channel_stats(train_data.images)
-    info = DatasetInfo(
-        name=name, num_classes=num_classes, channels=channels, height=size, width=size,
-        mean=mean, std=std, class_names=tuple(f"class_{i}" for i in range(num_classes)),
-        hflip=False, crop_padding=size // 8,
-        source=(f"synthetic(num_classes={num_classes}, channels={channels}, size={size}, "
-                f"train={train}, test={test}, seed={seed})"),
-    )
-    return Dataset(info, train_data, ImageData(torch.from_numpy(x_te), torch.from_numpy(y_te)))
-
-
-# ---------------------------------------------------------------------------------------------
-# scikit-learn digits
-# ---------------------------------------------------------------------------------------------
-
-
-def stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending train and test positions, ``round(test_fraction * count)`` of each class in test.
-
-    Classes are visited in ascending order with one ``numpy.random.RandomState(seed)``; the
-    test positions of a class are the first ones of ``rng.permutation(count)``.
-    """
-    rng = np.random.RandomState(seed)
-    test_parts = []
-    for cls in np.unique(labels):
-        where = np.flatnonzero(labels == cls)
-        k = round(test_fraction * len(where))
-        test_parts.append(where[rng.permutation(len(where))[:k]])
-    test = np.sort(np.concatenate(test_parts)) if test_parts else np.zeros(0, np.int64)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[test] = False
-    return np.flatnonzero(mask), test
-
-
-@register_dataset("digits")
-def _load_digits(
-    *, data_dir: Path | None, download: bool | None, test_fraction: float = 0.2, seed: int = 0
-) -> Dataset:
-    from sklearn.datasets import load_digits
-
-    name = "digits"
-    if (not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool)
-            or not 0.0 < float(test_fraction) < 1.0):
-        raise ConfigError(
-            f"dataset 'digits': option 'test_fraction' must be a number in (0, 1); "
-            f"got {test_fraction!r}"
-        )
-    seed = _int_option(name, "seed", seed, 0, 2**32 - 1)
-    bunch = load_digits()
-    values = np.asarray(bunch.images, dtype=np.float64)  # [1797, 8, 8], 0..16
-    images = np.clip(np.rint(values * (255.0 / 16.0)), 0, 255).astype(np.uint8)[:, None]
-    labels = np.asarray(bunch.target, dtype=np.int64)
-    train_idx, test_idx = stratified_split(labels, float(test_fraction), seed)
-    train = ImageData(torch.from_numpy(images[train_idx]), torch.from_numpy(labels[train_idx]))
-    test = ImageData(torch.from_numpy(images[test_idx]), torch.from_numpy(labels[test_idx]))
-    mean, std = _channel_stats(train.images)
-    info = DatasetInfo(
-        name=name, num_classes=10, channels=1, height=8, width=8, mean=mean, std=std,
-        class_names=tuple(str(i) for i in range(10)), hflip=False, crop_padding=1,
-        source=f"sklearn.datasets.load_digits (test_fraction={test_fraction}, seed={seed})",
-    )
-    return Dataset(info, train, test)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,17 +337,17 @@ def _diagnose_pickle(path: Path, label_key: str | None, meta_key: str | None) ->
         return None if meta_key in entry else f"has no {meta_key!r} entry"
     data = entry.get("data")
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        return f"'data' should be an array [N, 3072]; got {_describe(data)}"
+        return f"'data' should be an array [N, 3072]; got {describe(data)}"
     labels = entry.get(label_key) if label_key is not None else None
     if labels is None or len(labels) != data.shape[0]:
-        return f"{data.shape[0]} images but {label_key!r} is {_describe(labels)}"
+        return f"{data.shape[0]} images but {label_key!r} is {describe(labels)}"
     return None
 
 
 def _load_cifar(spec: _Spec, data_dir: Path | None, download: bool | None, verify: bool) -> Dataset:
     from torchvision.datasets import CIFAR10, CIFAR100
 
-    verify = _bool_option(spec.name, "verify", verify)
+    verify = bool_option(spec.name, "verify", verify)
     tv_cls: Any = CIFAR10 if spec.name == "cifar10" else CIFAR100
     file_names = [n for n, _ in tv_cls.train_list + tv_cls.test_list] + [tv_cls.meta["filename"]]
     files = {n: (n,) for n in file_names}
@@ -882,8 +435,8 @@ def _load_svhn(
     from torchvision.datasets import SVHN
 
     spec = _SVHN
-    extra = _bool_option(spec.name, "extra", extra)
-    verify = _bool_option(spec.name, "verify", verify)
+    extra = bool_option(spec.name, "extra", extra)
+    verify = bool_option(spec.name, "verify", verify)
     splits = ["train", "test", *(["extra"] if extra else [])]
     files = {s: (SVHN.split_list[s][1],) for s in splits}
 

@@ -83,7 +83,7 @@ def train(
     after that many epochs in total without marking the run complete (as an interruption
     would).
     """
-    from dau.data.datasets import load_dataset
+    from dau.data import load_dataset
     from dau.data.loaders import iterate_batches, to_device
     from dau.data.requests import plan_forget
     from dau.data.splits import dataset_section, save_run_split
