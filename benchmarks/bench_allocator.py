@@ -56,8 +56,8 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
 
     from dau import allocator
     from dau.config import UnlearnConfig
+    from dau.methods.dau import NoiseStream, Probe, attacker_input, frozen_bn_stats
     from dau.models import create_model, place_model
-    from dau.unlearn.dau import NoiseStream, Probe, attacker_input, frozen_bn_stats
 
     allocator.tune()
     if args.threads:

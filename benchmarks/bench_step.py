@@ -8,7 +8,7 @@ math (spec §1.5: attacker Adam step on [logits | one-hot | sensitivity] of a fo
 a validation batch, m noisy copies at sigma = 1e-3, defender SGD step on retain CE +
 1e-3 * cross-correlation + 0.9 * reversed attacker CE), measured side by side in one run:
 
-* ours: ``dau.unlearn.dau.DauStep`` with ``--kernels fused`` (and ``reference``, for
+* ours: ``dau.methods.dau.DauStep`` with ``--kernels fused`` (and ``reference``, for
   the ops' share) on the defender as dau places it (``dau.models.place_model``:
   channels-last weights on the CPU; a row without that shows its share): one defender
   pass per batch and its noisy copies, batches drawn
@@ -65,10 +65,10 @@ from _profile import write_profiles
 from dau.config import UnlearnConfig
 from dau.data import ImageData
 from dau.data.loaders import iterate_batches
+from dau.methods.dau import FORGET_SALT, VAL_SALT, DauStep, NoiseStream, draw_batch
 from dau.models import create_model, place_model
 from dau.models.attacker import create_attacker
 from dau.numerics import ieee_float32
-from dau.unlearn.dau import FORGET_SALT, VAL_SALT, DauStep, NoiseStream, draw_batch
 
 CLASSES = 10
 

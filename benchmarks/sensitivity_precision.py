@@ -3,7 +3,7 @@ noise, IEEE float32 keeps it meaningful, and the forward-mode JVP stays meaningf
 under TF32.
 
 On a small random-init ResNet-18 (CIFAR stem, train-mode BatchNorm) and one batch,
-the sensitivity block of DAU's attacker input (``dau.unlearn.dau.attacker_input``,
+the sensitivity block of DAU's attacker input (``dau.methods.dau.attacker_input``,
 same noise directions everywhere) is computed several ways and compared with the same
 computation (fd or jvp) in float64 by relative error ``|s − s_ref| / |s_ref|``
 (Frobenius norms):
@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
+from dau.methods.dau import NoiseStream, Probe, attacker_input
 from dau.models import create_model
 from dau.numerics import ieee_float32
-from dau.unlearn.dau import NoiseStream, Probe, attacker_input
 
 CLASSES = 10
 

@@ -111,7 +111,7 @@ def test_training_with_masks_keeps_pruned_weights_at_zero(tmp_path, tiny_config)
         assert (saved[name][mask == 0] == 0).all(), name
         assert (saved[name][mask == 1] != 0).all(), name
     assert run.manifest["model"]["masks"] == "masks.safetensors"
-    from dau.prune import load_masks
+    from dau.pruning import load_masks
 
     reloaded = load_masks(run.path)
     assert all(torch.equal(reloaded[k], masks[k]) for k in masks)

@@ -13,23 +13,37 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "unlearn": "dau.api",
+    "evaluate": "dau.api",
+    "import_model": "dau.api",
+    "UnlearnResult": "dau.api",
+    "train": "dau.training",
+    "prune": "dau.pruning.run",
+    "TrainConfig": "dau.config",
+    "UnlearnConfig": "dau.config",
+    "list_methods": "dau.methods",
+    "register_method": "dau.methods",
+    "UnlearnContext": "dau.methods",
     "create_model": "dau.models",
     "list_models": "dau.models",
+    "register_model": "dau.models",
     "load_dataset": "dau.data",
     "list_datasets": "dau.data",
+    "register_dataset": "dau.data",
     "plan_split": "dau.data.splits",
     "load_plan": "dau.data.splits",
-    "train": "dau.training",
-    "TrainConfig": "dau.config",
     "load_run": "dau.checkpoint",
     "evaluate_run": "dau.eval.runs",
-    "MaskedSGD": "dau.unlearn.optim",
+    "MaskedSGD": "dau.methods.optim",
 }
+_SUBPACKAGES = ("data", "models", "methods", "eval", "pruning")
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"dau.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dau' has no attribute {name!r}")

@@ -24,6 +24,7 @@ from dau._atomic import atomic_write, atomic_write_json
 from dau.data.splits import SplitPlan, load_plan
 from dau.errors import CheckpointError
 from dau.models import create_model, place_model
+from dau.models.adapt import state_mismatch
 from dau.runfiles import LOG, MANIFEST, METRICS, MODEL, SPLIT, STATE
 from dau.supervisor import announce_run
 
@@ -146,6 +147,12 @@ class Run:
         spec = self.manifest.get("model")
         if not isinstance(spec, Mapping):
             raise CheckpointError(f"{self.path / MANIFEST}: no 'model' section")
+        if spec.get("arch") is None:
+            raise CheckpointError(
+                f"{self.path}: the model is a user's nn.Module that dau cannot rebuild by name; "
+                "load model.safetensors into it (keys prefixed 'model.'), or save runs with "
+                "dau.methods(..., arch='torchvision:NAME' / 'import:MODULE:CALLABLE')")
+        external = {k: spec[k] for k in ("feature_layer", "capture") if spec.get(k)}
         try:
             return create_model(
                 spec["arch"],
@@ -154,6 +161,7 @@ class Run:
                 mean=spec["mean"],
                 std=spec["std"],
                 width=float(spec["width"]),
+                **external,
             )
         except KeyError as exc:
             raise CheckpointError(f"{self.path / MANIFEST}: model section lacks {exc}") from None
@@ -192,25 +200,11 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         raise CheckpointError(f"{str(path)!r} does not exist") from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{str(path)!r} is corrupt or not a safetensors file: {exc}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shapes = [
-        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s) (first: {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s) (first: {unexpected[0]})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es) (first: {shapes[0]})")
+    problem = state_mismatch(model.state_dict(), tensors)
+    if problem is not None:
         raise CheckpointError(
             f"{str(path)!r} does not match the model in its manifest "
-            f"(wrong architecture, width or class count?): {'; '.join(parts)}"
+            f"(wrong architecture, width or class count?): {problem}"
         )
     model.load_state_dict(tensors, strict=True)
 

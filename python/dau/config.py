@@ -213,7 +213,7 @@ class UnlearnConfig:
 
     ``lr``/``epochs``/``stop_iter``/``stop_lr`` and the behaviour fields of
     :data:`REFERENCE_BEHAVIOUR` left as None take the method's defaults for the dataset
-    and mode (``dau.unlearn.defaults``), and then the reference's behaviour; the resolved
+    and mode (``dau.methods.defaults``), and then the reference's behaviour; the resolved
     values are what the run's manifest records. The DAU constants default to the
     reference's (spec §1.2).
     """

@@ -61,7 +61,7 @@ def export_torchscript(run_path: str | Path, out: str | Path | None = None, *,
     """
     from dau import __version__
     from dau.checkpoint import atomic_write, load_run
-    from dau.prune import MASKS, load_masks
+    from dau.pruning import MASKS, load_masks
 
     run = load_run(run_path)
     if run.manifest.get("status") != "complete":

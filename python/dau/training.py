@@ -98,7 +98,7 @@ def train(
         saved["device"] = config.device
         config = TrainConfig.from_dict(saved)
         if run.manifest["model"].get("masks", "none") != "none":
-            from dau.prune import load_masks
+            from dau.pruning import load_masks
 
             masks = load_masks(run.path)
         lr_rewind = int(run.manifest.get("pruning", {}).get("lr_rewind", 0))
@@ -131,7 +131,7 @@ def train(
         width=config.width,
     )
     model = place_model(model, device)
-    from dau.unlearn.optim import apply_masks_, make_sgd
+    from dau.methods.optim import apply_masks_, make_sgd
 
     if init is not None:
         model.load_state_dict(init)
@@ -193,7 +193,7 @@ def train(
             },
         )
         if masks:
-            from dau.prune import MASKS, save_masks
+            from dau.pruning import MASKS, save_masks
 
             save_masks(path / MASKS, masks)
         if config.saved_rewind_epoch() == 0:
@@ -254,8 +254,7 @@ def train(
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         val_acc = (
-            predict(model, val_data.images, val_data.labels, batch_size=512, device=device,
-                    progress=False).accuracy
+            predict(model, val_data, batch_size=512, device=device, progress=False).accuracy
             if len(val_data) else float("nan")
         )
         record = {
@@ -288,7 +287,7 @@ def train(
     final_sets = {"train": train_data.subset(indices), "val": val_data, "test": dataset.test}
     for set_name, data in final_sets.items():
         evaluation[f"{set_name}_acc"] = predict(
-            model, data.images, data.labels, batch_size=512, device=device, progress=progress
+            model, data, batch_size=512, device=device, progress=progress
         ).accuracy
     evaluation["seconds_per_epoch"] = float(np.mean(run.manifest["timings"]["epoch_seconds"]))
     ckpt.atomic_write_json(run.path / ckpt.METRICS, evaluation)

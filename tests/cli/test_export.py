@@ -72,7 +72,7 @@ def test_a_pruned_run_exports_with_its_masks_folded(cli, trained, tmp_path):
     import shutil
 
     from dau.checkpoint import load_run
-    from dau.prune import MASKS, save_masks
+    from dau.pruning import MASKS, save_masks
 
     pruned = tmp_path / "pruned"
     shutil.copytree(trained, pruned)

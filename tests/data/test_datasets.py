@@ -43,7 +43,8 @@ def _tree(path: Path) -> list[str]:
 
 def test_list_datasets():
     assert list_datasets() == [
-        "cifar10", "cifar100", "digits", "fashion-mnist", "mnist", "svhn", "synthetic"
+        "cifar10", "cifar100", "digits", "fashion-mnist", "filelist", "imagefolder", "mnist",
+        "svhn", "synthetic"
     ]
 
 

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 import dau.ops
 from dau.errors import KernelUnavailableError
+from dau.methods.optim import MaskedSGD, apply_masks_, resolve_masks
 from dau.ops import _library
-from dau.unlearn.optim import MaskedSGD, apply_masks_, resolve_masks
 
 pytestmark = [pytest.mark.usefixtures("ops_loaded"), pytest.mark.cpu_kernels]
 

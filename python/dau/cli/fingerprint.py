@@ -27,22 +27,24 @@ def fingerprint(**opts: Any) -> None:
     first 128 bits, in hex. Lines of this file form a ``--forget fingerprints:FILE`` request."""
     import time
 
+    import numpy as np
+
     from dau.cli import configure_logging
     from dau.data import load_dataset
-    from dau.data.fingerprints import ALGORITHM, digest, fingerprint_images, write_fingerprint_file
+    from dau.data.fingerprints import ALGORITHM, digest, part_fingerprints, write_fingerprint_file
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
     dataset = load_dataset(opts["dataset"], opts["data_dir"])
-    images = getattr(dataset, opts["part"]).images
+    part = getattr(dataset, opts["part"])
     started = time.perf_counter()
-    fps = fingerprint_images(images, opts["threads"])
+    fps = part_fingerprints(part, opts["threads"])
     seconds = time.perf_counter() - started
     total = digest(fps)
     write_fingerprint_file(opts["out"], fps, {
         "dataset": opts["dataset"], "part": opts["part"], "samples": len(fps),
-        "shape": "x".join(str(d) for d in images.shape[1:]), "digest": total,
+        "shape": "x".join(str(d) for d in part.shape), "digest": total,
     })
-    nbytes = images.numel()
+    nbytes = len(part) * int(np.prod(part.shape))
     result = {"file": opts["out"], "dataset": opts["dataset"], "part": opts["part"],
               "samples": len(fps), "algorithm": ALGORITHM, "digest": total,
               "seconds": seconds, "gb_per_s": nbytes / max(seconds, 1e-9) / 1e9}

@@ -27,7 +27,7 @@ __all__ = ["prune"]
 def prune(**opts: Any) -> None:
     """Prune a trained model (OMP), rewind it and retrain it with the mask."""
     from dau.cli import configure_logging
-    from dau.prune.run import prune as run_pruning
+    from dau.pruning.run import prune as run_pruning
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
     run = run_pruning(opts["model"], opts["ratio"], epochs=opts["epochs"], device=opts["device"],

@@ -111,8 +111,8 @@ def unlearn(**opts: Any) -> None:
     """Unlearn a forget set from an original model; writes a new run directory."""
     from dau.cli import configure_logging
     from dau.data.splits import parse_forget_option
-    from dau.unlearn.run import resume
-    from dau.unlearn.run import unlearn as run_unlearning
+    from dau.methods.run import resume
+    from dau.methods.run import unlearn as run_unlearning
 
     configure_logging(bool(opts["quiet"]), int(opts["verbose"]))
     seconds = 60.0 * float(opts["checkpoint_every"])

@@ -43,6 +43,7 @@ __all__ = [
     "fingerprint_image_file",
     "fingerprint_images",
     "from_hex",
+    "part_fingerprints",
     "read_fingerprint_file",
     "to_hex",
     "write_fingerprint_file",
@@ -73,12 +74,19 @@ class DatasetFingerprints:
 _CACHE: weakref.WeakKeyDictionary[Any, DatasetFingerprints] = weakref.WeakKeyDictionary()
 
 
+def part_fingerprints(part: Any, threads: int | None = None) -> Fingerprints:
+    """The fingerprints of a dataset part: its in-memory images, or a streamed part's
+    decoded pixels (read once, batch by batch)."""
+    images = getattr(part, "images", None)
+    return fingerprint_images(images, threads) if images is not None else part.fingerprints()
+
+
 def dataset_fingerprints(dataset: Any) -> DatasetFingerprints:
     """The fingerprints of a :class:`~dau.data.types.Dataset` (computed once per object)."""
     found = _CACHE.get(dataset)
     if found is None:
-        found = DatasetFingerprints(fingerprint_images(dataset.train.images),
-                                    fingerprint_images(dataset.test.images))
+        found = DatasetFingerprints(part_fingerprints(dataset.train),
+                                    part_fingerprints(dataset.test))
         _CACHE[dataset] = found
     return found
 

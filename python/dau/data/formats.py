@@ -29,6 +29,7 @@ __all__ = [
     "CIFAR100_FINE",
     "write_cifar10",
     "write_cifar100",
+    "write_image_folder",
     "write_mnist",
     "write_svhn",
 ]
@@ -246,3 +247,29 @@ def write_svhn(
         data[:116] = b"MATLAB 5.0 MAT-file, written by dau.data.formats".ljust(116)
         (directory / f"{split}_32x32.mat").write_bytes(bytes(data))
     return directory
+
+
+def write_image_folder(root: str | os.PathLike[str], dataset: Any, *,
+                       parts: tuple[str, ...] = ("train", "test")) -> Path:
+    """Write a :class:`~dau.data.Dataset` as an ``ImageFolder`` tree of lossless PNG files:
+    ``root/<part>/<class name>/<position>.png``, positions zero-padded so that the
+    ``imagefolder`` source reads the samples back in the same order, with the same pixels
+    (and so the same fingerprints and splits). ``root`` must not exist yet or be empty."""
+    from PIL import Image  # Pillow: only needed here
+
+    base = Path(root)
+    if base.exists() and any(base.iterdir()):
+        raise FileExistsError(f"write_image_folder: {str(base)!r} is not empty")
+    names = [str(n).replace(os.sep, "_") for n in dataset.info.class_names]
+    for part in parts:
+        data = getattr(dataset, part)
+        images = data.images if hasattr(data, "images") else data.materialize().images
+        width = max(6, len(str(len(data))))
+        for name in names:
+            (base / part / name).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(images.numpy(), data.labels.tolist(),
+                                               strict=True)):
+            pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+            Image.fromarray(np.ascontiguousarray(pixels)).save(
+                base / part / names[label] / f"{i:0{width}d}.png")
+    return base

@@ -1,9 +1,11 @@
-"""Batches over in-memory datasets, with GPU-side augmentation.
+"""Batches over in-memory or streamed data, with GPU-side augmentation.
 
 The caller decides the order (a shuffled index array from the Rust sampler, or
 ``arange`` for evaluation); :func:`iterate_batches` gathers the ``uint8`` images of each
-batch where they live, moves them to the device and converts them to ``float32`` in
-``[0, 1]`` there, augmenting on the device when asked. Evaluation never augments.
+batch where they live (or has ``DataLoader`` workers read them, for streamed data), moves
+them to the device and converts them to ``float32`` in ``[0, 1]`` there, augmenting on the
+device when asked. Evaluation never augments. Both kinds of data give the same batches for
+the same pixels.
 
 The augmentation is the reference code's train transform, ``RandomCrop(size, padding=p)``
 (zero padding) followed by ``RandomHorizontalFlip()``, done for a whole batch with one
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dau.data.streaming import StreamData
 from dau.data.types import DatasetInfo, ImageData, as_index, describe
 from dau.errors import DataError
 
@@ -56,8 +59,11 @@ def augment(
     return _to_float(_crop_flip(batch_u8, crop_padding, bool(hflip), generator))
 
 
-def _to_float(batch_u8: torch.Tensor) -> torch.Tensor:
-    return batch_u8.to(torch.float32).div_(255.0)
+def _to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [0, 1]; a float batch (a source's transform made it) as is."""
+    if batch.dtype != torch.uint8:
+        return batch.to(torch.float32)
+    return batch.to(torch.float32).div_(255.0)
 
 
 def _crop_flip(
@@ -92,7 +98,7 @@ def _crop_flip(
 
 
 def iterate_batches(
-    data: ImageData,
+    data: ImageData | StreamData,
     order: torch.Tensor | np.ndarray | Sequence[int],
     batch_size: int,
     *,
@@ -113,11 +119,16 @@ def iterate_batches(
         raise DataError(f"iterate_batches: batch_size must be an integer ≥ 1; got {batch_size!r}")
     if augment and info is None:
         raise DataError("iterate_batches: augment=True needs info (a DatasetInfo)")
-    source = data.images.device
+    source = data.images.device if isinstance(data, ImageData) else torch.device("cpu")
     target = torch.device(device) if device is not None else source
     idx = as_index(order, len(data), source, what="iterate_batches: order")
     padding = info.crop_padding if (augment and info is not None) else 0
     flip = bool(info.hflip) if (augment and info is not None) else False
+    if isinstance(data, StreamData):
+        return (
+            (_to_float(_crop_flip(images, padding, flip, generator)), labels)
+            for images, labels in data.read(idx, batch_size, device=target, drop_last=drop_last)
+        )
     return _batches(data, idx, batch_size, target, padding, flip, generator, drop_last)
 
 
@@ -135,14 +146,17 @@ def _batches(
 
 
 def to_device(
-    data: ImageData, device: torch.device | str, *, max_fraction: float = 0.5
-) -> ImageData:
+    data: ImageData | StreamData, device: torch.device | str, *, max_fraction: float = 0.5
+) -> ImageData | StreamData:
     """``data`` resident on ``device`` when it fits, else left on the CPU (pinned for CUDA).
 
     On a CUDA device the data moves when it needs at most ``max_fraction`` of the device's
     free memory; otherwise it stays in (pinned) host memory and :func:`iterate_batches`
-    copies one batch at a time. Data already on ``device`` is returned as is.
+    copies one batch at a time. Data already on ``device``, and streamed data (read batch
+    by batch into pinned memory), are returned as they are.
     """
+    if isinstance(data, StreamData):
+        return data
     target = torch.device(device)
     if data.images.device == target or (
         target.type == data.images.device.type and target.index is None

@@ -10,6 +10,7 @@ registers them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import os
@@ -84,6 +85,7 @@ def load_dataset(
         p.name for p in inspect.signature(loader).parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _COMMON
     ]
+    spec = _positional(spec, allowed)
     merged = _parse_options(key, spec, allowed) if spec.strip() else {}
     for opt, value in options.items():
         if opt in merged:
@@ -98,7 +100,34 @@ def load_dataset(
     path = Path(os.fspath(data_dir)).expanduser() if data_dir is not None else None
     if download is not None and not isinstance(download, bool):
         raise ConfigError(f"download must be True, False or None; got {download!r}")
-    return loader(data_dir=path, download=download, **merged)
+    dataset = loader(data_dir=path, download=download, **merged)
+    canonical = key + "".join(f"{',' if i else ':'}{k}={_text(v)}"
+                              for i, (k, v) in enumerate(sorted(merged.items())))
+    return dataclasses.replace(dataset, info=dataclasses.replace(dataset.info, spec=canonical))
+
+
+_PATH_OPTIONS = ("root", "path", "test_path")  # file-system options, recorded absolute
+
+
+def _positional(spec: str, allowed: list[str]) -> str:
+    """``"photos/,size=64"`` → ``"root=/abs/photos,size=64"`` for a loader whose first path
+    option is ``root`` (or ``path``); path options become absolute, so the spec a run records
+    loads from any directory."""
+    items = [item for item in spec.split(",")]
+    paths = [p for p in _PATH_OPTIONS if p in allowed]
+    if not paths or not spec.strip():
+        return spec
+    if "=" not in items[0]:
+        items[0] = f"{paths[0]}={items[0]}"
+    for i, item in enumerate(items):
+        key, _, value = item.partition("=")
+        if key.strip() in paths and value.strip():
+            items[i] = f"{key.strip()}={Path(value.strip()).expanduser().resolve()}"
+    return ",".join(items)
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _normalize_name(name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ class DatasetInfo:
     ``mean``/``std`` are per channel on the [0, 1] scale. ``hflip`` says whether a
     horizontal flip keeps an image's class (not for digits); ``crop_padding`` is the zero
     padding of the random-crop augmentation (0 disables it). ``source`` is where the data
-    was read from (a directory, or a description for generated data).
+    was read from (a directory, or a description for generated data); ``spec`` the string
+    :func:`~dau.data.load_dataset` loads it from again (set by the registry).
     """
 
     name: str
@@ -40,6 +42,7 @@ class DatasetInfo:
     hflip: bool
     crop_padding: int
     source: str
+    spec: str | None = None  # the dataset spec that loads it again (None: built in Python)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +76,11 @@ class ImageData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of every image."""
+        return tuple(self.images.shape[1:])
+
     def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> ImageData:
         """The samples at ``indices`` (positions, in that order; repeats allowed).
 
@@ -84,21 +92,27 @@ class ImageData:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A dataset: its :class:`DatasetInfo` and its train and test :class:`ImageData`."""
+    """A dataset: its :class:`DatasetInfo` and its train and test parts, each an
+    :class:`ImageData` in memory or a :class:`~dau.data.streaming.StreamData` read from disk."""
 
     info: DatasetInfo
-    train: ImageData
-    test: ImageData
+    train: Any  # ImageData | StreamData
+    test: Any
 
     def __post_init__(self) -> None:
         want = (self.info.channels, self.info.height, self.info.width)
         for part in ("train", "test"):
-            data: ImageData = getattr(self, part)
-            if tuple(data.images.shape[1:]) != want:
+            shape = tuple(getattr(self, part).shape)
+            if shape != want:
                 raise DataError(
-                    f"dataset {self.info.name!r}: {part} images have shape "
-                    f"{tuple(data.images.shape[1:])}, expected {want} (C, H, W)"
+                    f"dataset {self.info.name!r}: {part} images have shape {shape}, "
+                    f"expected {want} (C, H, W)"
                 )
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the parts are read from disk batch by batch (not held in memory)."""
+        return not isinstance(self.train, ImageData)
 
 
 def describe(x: object) -> str:

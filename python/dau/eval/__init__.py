@@ -85,7 +85,8 @@ def evaluate(
     Args:
         model: returns ``(logits, features)``; must already be on ``device``.
         sets: maps names among :data:`SET_NAMES` to ``(images uint8 [N,C,H,W],
-            labels int64 [N])``. Any may be missing; ``forget`` may be empty.
+            labels int64 [N])`` pairs or dataset parts (``ImageData``, streamed
+            ``StreamData``). Any may be missing; ``forget`` may be empty.
         batch_size: rows per forward pass.
         device: where to run (None: the model's device).
         mia: run the SVC attacks (needs ``retain`` and ``test``).
@@ -130,11 +131,17 @@ def evaluate(
     for name in SET_NAMES:
         if name not in sets:
             continue
-        pair = sets[name]
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise DataError(f"sets[{name!r}] must be an (images, labels) pair")
-        images, labels = pair
-        logger.debug("predicting %s (%d rows)", name, len(labels))
+        pair: Any = sets[name]
+        images: Any
+        labels: Any
+        if hasattr(pair, "labels") and hasattr(pair, "subset"):  # a dataset part
+            images, labels = pair, None
+        elif not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise DataError(f"sets[{name!r}] must be an (images, labels) pair or a dataset "
+                            "part (ImageData, StreamData)")
+        else:
+            images, labels = pair
+        logger.debug("predicting %s (%d rows)", name, len(images))
         preds[name] = predict(
             model,
             images,

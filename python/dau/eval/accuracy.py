@@ -129,8 +129,8 @@ def _check_inputs(images: torch.Tensor, labels: torch.Tensor) -> None:
 
 def predict(
     model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    images: Any,
+    labels: torch.Tensor | None = None,
     *,
     batch_size: int = 512,
     device: str | torch.device | None = None,
@@ -142,8 +142,9 @@ def predict(
     Args:
         model: returns ``(logits, features)`` for float images in ``[0, 1]``.
         images: ``uint8 [N, C, H, W]`` (float images in ``[0, 1]`` are used as they
-            are). Batches are converted to float and divided by 255 on ``device``,
-            so memory stays bounded by one batch.
+            are), or a dataset part (``ImageData`` or streamed ``StreamData``, with
+            ``labels`` left out). Batches are converted to float and divided by 255 on
+            ``device``, so memory stays bounded by one batch.
         labels: ``int64 [N]``.
         batch_size: rows per forward pass.
         device: where to run; ``None`` means the device of the model's
@@ -155,7 +156,13 @@ def predict(
     train/eval mode is restored afterwards. The softmax is taken in float32
     (as the reference does) and stored as float64.
     """
-    _check_inputs(images, labels)
+    part = labels is None
+    if labels is None:
+        if not hasattr(images, "subset") or not hasattr(images, "labels"):
+            raise DataError(f"predict: without labels, images must be a dataset part "
+                            f"(ImageData or StreamData); got {type(images).__name__}")
+        labels = images.labels
+    _check_inputs(images if not part else torch.zeros(len(images), 1, 1, 1), labels)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     model_device = _model_device(model)
@@ -168,18 +175,25 @@ def predict(
             f"move it first with model.to({str(run_device)!r})"
         )
 
-    n = int(images.shape[0])
+    n = len(images) if part else int(images.shape[0])
+    if part:
+        from dau.data.loaders import iterate_batches
+
+        batches = (x for x, _ in iterate_batches(images, torch.arange(n), batch_size,
+                                                   augment=False, device=run_device))
+    else:
+        batches = (images[s:s + batch_size].to(run_device, non_blocking=True)
+                   for s in range(0, n, batch_size))
     chunks: list[np.ndarray] = []
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             if n == 0:
-                chunks.append(_empty_probs(model, images, run_device))
-            starts = range(0, n, batch_size)
-            for start in progress_bar(starts, enabled=progress, desc=desc, unit="batch",
-                                      leave=False):
-                batch = images[start : start + batch_size].to(run_device, non_blocking=True)
+                shape = (0, *images.shape) if part else images.shape
+                chunks.append(_empty_probs(model, torch.zeros(shape), run_device))
+            for batch in progress_bar(batches, enabled=progress, desc=desc, unit="batch",
+                                      leave=False, total=-(-n // batch_size)):
                 batch = batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
                 logits = _logits_of(model(batch))
                 if logits.shape[0] != batch.shape[0]:

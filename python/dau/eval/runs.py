@@ -145,7 +145,7 @@ def evaluate_run(
     log.info("evaluating %s on split %s (forget %s)", run.name, plan.fingerprint[:12], plan.spec)
     metrics = evaluate(
         model,
-        {k: (v.images, v.labels) for k, v in sets.items()},
+        sets,
         batch_size=batch_size,
         device=device,
         mia=mia,

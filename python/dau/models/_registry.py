@@ -44,8 +44,15 @@ def create_model(
     """Build the architecture ``name`` for ``num_classes`` classes.
 
     ``mean``/``std`` are the per-channel normalisation constants applied inside
-    the model (inputs are raw [0, 1] images, as in the reference code).
+    the model (inputs are raw [0, 1] images, as in the reference code). ``name`` may
+    also be ``torchvision:NAME``, ``timm:NAME`` or ``import:MODULE:CALLABLE``
+    (:mod:`dau.models.adapt`): the model then gets a normalisation only when
+    ``mean``/``std`` are given, and its features are taken at ``feature_layer``
+    (``capture``: that layer's ``input`` or ``output``; default: the input of ``fc``).
     """
+    if ":" in name:
+        return _external(name, num_classes=num_classes, in_channels=in_channels, mean=mean,
+                         std=std, **kwargs)
     factory = _MODELS.get(name)
     if num_classes < 2:
         raise ConfigError(f"num_classes: expected at least 2, got {num_classes}")
@@ -63,6 +70,16 @@ def create_model(
     return factory(
         num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, width=width, **kwargs
     )
+
+
+def _external(name: str, *, num_classes: int, in_channels: int, mean: Sequence[float] | None,
+              std: Sequence[float] | None, feature_layer: str | None = None,
+              capture: str = "input") -> nn.Module:
+    from dau.models.adapt import FeatureClassifier, build_classifier  # adapt imports this module
+
+    model = build_classifier(name, num_classes=num_classes, in_channels=in_channels)
+    norm = Normalize(mean, std) if mean is not None and std is not None else None
+    return FeatureClassifier(model, feature_layer or "fc", capture=capture, normalize=norm)
 
 
 class Normalize(nn.Module):

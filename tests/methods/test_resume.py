@@ -17,7 +17,7 @@ ALWAYS, EPOCHS_ONLY = 0.0, 1e9  # checkpoint_seconds: after every step / at epoc
 
 def interrupt_at(monkeypatch, step):
     """Make the next unlearning run stop with Ctrl-C once it has logged ``step``."""
-    from dau.unlearn._registry import UnlearnContext
+    from dau.methods._registry import UnlearnContext
 
     real = UnlearnContext.record
 
@@ -62,8 +62,8 @@ def test_a_resumed_run_on_cuda_ends_as_an_uninterrupted_one(original, tmp_path, 
 
 
 def check_resume(original, tmp_path, monkeypatch, case, every, device):
-    from dau.prune import save_masks
-    from dau.unlearn.run import resume, unlearn
+    from dau.methods.run import resume, unlearn
+    from dau.pruning import save_masks
 
     settings, forget = CASES[case]
     config = small(**settings, device=device)
@@ -107,7 +107,7 @@ def check_resume(original, tmp_path, monkeypatch, case, every, device):
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_over(original, tmp_path, monkeypatch):
-    from dau.unlearn.run import resume, unlearn
+    from dau.methods.run import resume, unlearn
 
     config = small(epochs=2)
     kw = dict(forget="random:10%", model=original.path, runs_dir=tmp_path, progress=False)
@@ -125,8 +125,8 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over(original, tmp_pat
 
 
 def test_attacker_pretraining_resumes_too(original, tmp_path, monkeypatch):
-    import dau.unlearn.dau as dau_module
-    from dau.unlearn.run import resume, unlearn
+    import dau.methods.dau as dau_module
+    from dau.methods.run import resume, unlearn
 
     # an attacker config of its own, so that no run finds it cached
     config = small(attacker_pretrain_iters=12, attacker_lr=2e-3)
@@ -160,7 +160,7 @@ def test_attacker_pretraining_resumes_too(original, tmp_path, monkeypatch):
 
 
 def test_resume_refuses_complete_running_and_training_runs(original, tmp_path, monkeypatch):
-    from dau.unlearn.run import resume, unlearn
+    from dau.methods.run import resume, unlearn
 
     interrupt_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
@@ -189,7 +189,7 @@ def test_resume_refuses_complete_running_and_training_runs(original, tmp_path, m
         resume(cut)
     assert (cut / "manifest.json").read_text() == lost and (cut / STATE).read_bytes() == state
     (cut / "manifest.json").write_text(before)
-    monkeypatch.setattr("dau.unlearn.run.resolve_device", lambda device: device)  # a GPU here
+    monkeypatch.setattr("dau.methods.run.resolve_device", lambda device: device)  # a GPU here
     with pytest.raises(CheckpointError, match="saved its state on cpu; resume it there"):
         resume(tmp_path / "cut-cpu", device="cuda")
     monkeypatch.undo()
@@ -218,7 +218,7 @@ def test_cli_resume_takes_only_where_and_how_it_runs(original, tmp_path, monkeyp
 
 def test_a_given_attacker_is_checked_first_and_kept_for_the_resume(original, tmp_path,
                                                                     monkeypatch):
-    from dau.unlearn.run import resume, unlearn
+    from dau.methods.run import resume, unlearn
 
     kw = dict(forget="random:10%", model=original.path, runs_dir=tmp_path, progress=False)
     with pytest.raises(CheckpointError, match=r"--attacker: .*missing\.safetensors does not exist"):

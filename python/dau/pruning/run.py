@@ -34,7 +34,7 @@ def prune(
     """Prune the run ``model`` to ``ratio`` sparsity of its conv weights and retrain it."""
     from safetensors.torch import load_file
 
-    from dau.prune import omp_masks, sparsity
+    from dau.pruning import omp_masks, sparsity
     from dau.training import train
 
     parent = ckpt.load_run(model)

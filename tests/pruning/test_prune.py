@@ -6,7 +6,7 @@ from dau.checkpoint import load_run
 from dau.config import TrainConfig, UnlearnConfig
 from dau.errors import CheckpointError, ConfigError
 from dau.models import create_model
-from dau.prune import load_masks, omp_masks, save_masks, sparsity
+from dau.pruning import load_masks, omp_masks, save_masks, sparsity
 
 SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
@@ -64,7 +64,7 @@ def original(tmp_path_factory):
 
 
 def test_prune_rewinds_and_retrains_a_sparse_model(original, tmp_path):
-    from dau.prune.run import prune
+    from dau.pruning.run import prune
 
     assert original.manifest["rewind"] == {"epoch": 1, "file": "rewind.safetensors"}
     run = prune(original.path, 0.9, epochs=2, device="cpu", runs_dir=tmp_path, progress=False)
@@ -78,9 +78,9 @@ def test_prune_rewinds_and_retrains_a_sparse_model(original, tmp_path):
 
 
 def test_unlearning_a_pruned_model_keeps_it_sparse(original, tmp_path, monkeypatch):
-    from dau.prune.run import prune
-    from dau.unlearn.defaults import DEFAULTS
-    from dau.unlearn.run import find_original, unlearn
+    from dau.methods.defaults import DEFAULTS
+    from dau.methods.run import find_original, unlearn
+    from dau.pruning.run import prune
 
     # a pruned model takes its mode's "-sparse" defaults where there are some
     monkeypatch.setitem(DEFAULTS, ("ft", "cifar10", "random-sparse"), dict(lr=0.02, epochs=1))

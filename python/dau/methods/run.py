@@ -13,7 +13,7 @@ from dau import checkpoint as ckpt
 from dau.config import UnlearnConfig, resolve_device
 from dau.errors import CheckpointError, DauError, SplitMismatchError
 
-__all__ = ["CHECKPOINT_SECONDS", "find_original", "resume", "unlearn"]
+__all__ = ["CHECKPOINT_SECONDS", "find_original", "require_kernels_for", "resume", "unlearn"]
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ def unlearn(
     from dau.data import load_dataset
     from dau.data.requests import plan_forget
     from dau.data.splits import dataset_section, save_run_split
-    from dau.prune import MASKS, load_masks, save_masks, sparsity
-    from dau.unlearn import get_method
-    from dau.unlearn.defaults import resolve
-    from dau.unlearn.optim import apply_masks_
+    from dau.methods import get_method
+    from dau.methods.defaults import resolve
+    from dau.methods.optim import apply_masks_
+    from dau.pruning import MASKS, load_masks, save_masks, sparsity
 
     mask_run = mask is not None and (Path(mask) / ckpt.MANIFEST).exists()
     if mask_run:
@@ -98,7 +98,7 @@ def unlearn(
     attacker_path = _attacker_file(attacker)
     source = original.config
     device = resolve_device(config.device)
-    _require_kernels(config, device)  # before anything is written
+    require_kernels_for(config, device)  # before anything is written
     data_dir = data_dir or source.get("data_dir")
     data = load_dataset(source["dataset"], data_dir)
     plan, request = plan_forget(data, forget, source["seed"], source["val_fraction"],
@@ -176,8 +176,8 @@ def resume(
 
     from dau.data import load_dataset
     from dau.data.splits import check_dataset
-    from dau.prune import MASKS, load_masks
-    from dau.unlearn.optim import apply_masks_
+    from dau.methods.optim import apply_masks_
+    from dau.pruning import MASKS, load_masks
 
     run = ckpt.load_run(path)
     if run.kind not in ("dau", "ft", "ga") or "unlearn" not in run.config:
@@ -206,7 +206,7 @@ def resume(
             f"--resume: run {str(run.path)!r} saved its state on {state['device_type']}; resume "
             f"it there (--device {state['device_type']}): the random streams of its batches, "
             f"augmentation and dropout are not the same on {torch.device(device).type}")
-    _require_kernels(config, device)
+    require_kernels_for(config, device)
     data = load_dataset(source["dataset"], data_dir or run.config.get("data_dir"))
     plan = check_dataset(run.path / ckpt.SPLIT, data, f"--resume {run.name}")
     defender = original.load_model(device)
@@ -237,8 +237,8 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
              state: dict[str, Any] | None = None) -> ckpt.Run:
     """Run the method on a prepared run directory; mark it complete, or failed."""
     from dau.data.loaders import to_device
-    from dau.unlearn import get_method
-    from dau.unlearn._registry import UnlearnContext
+    from dau.methods import get_method
+    from dau.methods._registry import UnlearnContext
 
     path = run.path
     ckpt.claim(run)
@@ -271,10 +271,10 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
     return run
 
 
-def _require_kernels(config: UnlearnConfig, device: str) -> None:
+def require_kernels_for(config: UnlearnConfig, device: str) -> None:
     """DAU on the fused kernels needs them built for ``device`` (an error says how)."""
     if config.method == "dau" and config.kernels == "fused":
-        from dau.unlearn.dau import require_kernels
+        from dau.methods.dau import require_kernels
 
         require_kernels(device)
 

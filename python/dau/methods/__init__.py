@@ -1,6 +1,6 @@
 """Unlearning methods (``dau``, ``ft``, ``ga``) and the masked optimizer they update through."""
 
-from dau.unlearn import baselines, dau  # noqa: F401  (registers the methods)
-from dau.unlearn._registry import UnlearnContext, get_method, list_methods, register_method
+from dau.methods import baselines, dau  # noqa: F401  (registers the methods)
+from dau.methods._registry import UnlearnContext, get_method, list_methods, register_method
 
 __all__ = ["UnlearnContext", "get_method", "list_methods", "register_method"]

@@ -432,7 +432,7 @@ class DauStep:
 
     def _step(self, retain: tuple[torch.Tensor, torch.Tensor], pair: Any, beta: float,
               where: str) -> dict[str, Any]:
-        from dau.unlearn._registry import check_finite
+        from dau.methods._registry import check_finite
 
         config, attacker = self.config, self.attacker
         record: dict[str, Any] = {}
@@ -471,7 +471,7 @@ class DauStep:
 def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     """The min-max loop (spec §1.5): one attacker step and one defender step per retain batch
     (per ``adversarial_every`` retain batches; the others train on the retain batch alone)."""
-    from dau.unlearn._registry import EpochBatches, set_lr, steps_per_epoch
+    from dau.methods._registry import EpochBatches, set_lr, steps_per_epoch
 
     check_inputs(ctx, config)
     retain, forget, val = ctx.subset("retain"), ctx.subset("forget"), ctx.subset("val")
@@ -628,7 +628,7 @@ def dau_method(ctx: Any, config: Any) -> dict[str, Any]:
 
 
 def _register() -> None:
-    from dau.unlearn._registry import register_method
+    from dau.methods._registry import register_method
 
     register_method("dau")(dau_method)
 

@@ -25,7 +25,7 @@ def originals(tmp_path_factory):
 def test_unlearning_follows_the_originals_augmentation(originals, tmp_path, monkeypatch,
                                                        method, augment):
     import dau.data.loaders as loaders
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     seen = []
     real = loaders.iterate_batches

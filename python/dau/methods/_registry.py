@@ -81,7 +81,7 @@ class UnlearnContext:
     def optimizer(self, *, lr: float, momentum: float, weight_decay: float,
                   kernels: str) -> torch.optim.Optimizer:
         """SGD over the defender, or MaskedSGD when it has pruning masks."""
-        from dau.unlearn.optim import make_sgd
+        from dau.methods.optim import make_sgd
 
         return make_sgd(self.defender, lr=lr, momentum=momentum, weight_decay=weight_decay,
                         masks=self.masks, kernels=kernels)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from dau.unlearn._registry import (
+from dau.methods._registry import (
     EpochBatches,
     UnlearnContext,
     check_finite,

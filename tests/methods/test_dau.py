@@ -9,10 +9,10 @@ from unlearn_helpers import SYNTH, small, unlearn_steps
 
 from dau.config import UnlearnConfig
 from dau.errors import ConfigError, DauError
+from dau.methods.dau import NoiseStream, Probe, attacker_input, draw_batch, frozen_bn_stats
 from dau.models.attacker import create_attacker
 from dau.ops import cross_correlation_loss
 from dau.ops.reference import counter_normal
-from dau.unlearn.dau import NoiseStream, Probe, attacker_input, draw_batch, frozen_bn_stats
 
 pytestmark = pytest.mark.cpu_kernels  # make test runs it again on the AVX2 path
 
@@ -82,7 +82,7 @@ def test_batches_of_small_sets_and_determinism():
 
 
 def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     run = unlearn(small(epochs=2, stop_iter=3, stop_lr=0.005), forget="class:1",
                   model=original.path, runs_dir=tmp_path, out=tmp_path / "u", progress=False)
@@ -113,7 +113,7 @@ def test_class_wise_dau_stops_the_adversarial_branch(original, tmp_path):
 
 def test_random_dau_and_baselines_change_the_model(original, tmp_path):
     from dau.checkpoint import load_run
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     before = original.load_model().state_dict()
     for method in ("dau", "ft", "ga"):
@@ -127,7 +127,7 @@ def test_cosine_schedule_decays_from_each_learning_rate_to_zero(original, tmp_pa
     import itertools
     import math
 
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     def lrs(run):
         return [r["lr"] for r in unlearn_steps(run)]
@@ -151,7 +151,7 @@ def test_cosine_schedule_decays_from_each_learning_rate_to_zero(original, tmp_pa
 
 
 def test_adversarial_every_n_steps_trains_on_the_retain_batch_alone_between(original, tmp_path):
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     run = unlearn(small(adversarial_every=3), forget="random:10%", model=original.path,
                   runs_dir=tmp_path, progress=False)
@@ -167,8 +167,8 @@ def test_adversarial_every_n_steps_trains_on_the_retain_batch_alone_between(orig
 def test_dau_keeps_pruned_weights_at_zero(original):
     from dau.data import load_dataset
     from dau.data.splits import plan_split
-    from dau.unlearn import UnlearnContext
-    from dau.unlearn.dau import dau_method
+    from dau.methods import UnlearnContext
+    from dau.methods.dau import dau_method
 
     data = load_dataset(SYNTH)
     plan = plan_split(data.train.labels, 4, "random:10%", 1)
@@ -189,14 +189,14 @@ def test_dau_keeps_pruned_weights_at_zero(original):
 
 
 def test_missing_original_says_which_command_makes_one(tmp_path):
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     with pytest.raises(DauError, match="dau train --dataset digits"):
         unlearn(small(), forget="class:1", dataset="digits", runs_dir=tmp_path)
 
 
 def test_defaults_are_per_dataset_and_mode_and_flags_win():
-    from dau.unlearn.defaults import resolve
+    from dau.methods.defaults import resolve
 
     def key(c):
         return c.lr, c.epochs, c.stop_iter, c.stop_lr
@@ -214,7 +214,7 @@ def test_defaults_are_per_dataset_and_mode_and_flags_win():
 
 def test_behaviour_defaults_are_per_dataset_then_the_reference_s():
     from dau.config import REFERENCE_BEHAVIOUR
-    from dau.unlearn.defaults import resolve
+    from dau.methods.defaults import resolve
 
     def behaviour(c):
         return {k: getattr(c, k) for k in REFERENCE_BEHAVIOUR}
@@ -243,9 +243,9 @@ def test_behaviour_defaults_are_per_dataset_then_the_reference_s():
 def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_path):
     from dau.data import load_dataset
     from dau.data.splits import plan_split
-    from dau.unlearn import UnlearnContext
-    from dau.unlearn.dau import dau_method
-    from dau.unlearn.run import unlearn
+    from dau.methods import UnlearnContext
+    from dau.methods.dau import dau_method
+    from dau.methods.run import unlearn
 
     run = unlearn(small(epochs=1), forget="class:1", dataset=SYNTH, runs_dir=original.path.parent,
                   out=tmp_path / "x", progress=False)
@@ -264,7 +264,7 @@ def test_class_wise_dau_takes_its_stop_settings_from_the_defaults(original, tmp_
 def test_split_of_the_unlearned_run_is_judged_by_eval(original, tmp_path):
     from dau.checkpoint import load_run
     from dau.eval.runs import evaluate_run
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     run = unlearn(small(stop_iter=1, stop_lr=0.01), forget="class:3", model=original.path,
                   runs_dir=tmp_path, progress=False)
@@ -322,7 +322,7 @@ def test_one_merged_pass_differs_from_separate_passes_only_by_the_batchnorm_drif
 @pytest.mark.parametrize("mode", ["fd", "jvp"])
 @pytest.mark.parametrize("compat", [False, True])
 def test_adversarial_passes_leave_batchnorm_running_statistics_unless_compat(mode, compat):
-    from dau.unlearn.dau import AdversarialBatch
+    from dau.methods.dau import AdversarialBatch
 
     model, (x, y) = resnet(), batch()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -342,7 +342,7 @@ def test_adversarial_passes_leave_batchnorm_running_statistics_unless_compat(mod
 
 @pytest.mark.parametrize("mode", ["fd", "jvp"])
 def test_running_bn_passes_see_the_deployed_model(mode):
-    from dau.unlearn.dau import AdversarialBatch
+    from dau.methods.dau import AdversarialBatch
 
     model, (x, y) = resnet(), batch()
     with torch.no_grad():  # running statistics unlike any batch's, as after training
@@ -373,7 +373,7 @@ def test_running_bn_passes_see_the_deployed_model(mode):
 
 @pytest.mark.parametrize("mode", ["fd", "jvp"])
 def test_forget_only_targets_leave_the_validation_passes_without_a_graph(mode):
-    from dau.unlearn.dau import AdversarialBatch
+    from dau.methods.dau import AdversarialBatch
 
     model, (x, y) = resnet(), batch()
     forget, val = (x[:6], y[:6]), (x[6:], y[6:])
@@ -398,8 +398,8 @@ def test_forget_only_targets_leave_the_validation_passes_without_a_graph(mode):
 
 def test_missing_cuda_kernels_say_how_to_build_or_use_the_reference(monkeypatch):
     from dau.errors import KernelUnavailableError
+    from dau.methods.dau import require_kernels
     from dau.ops import _library
-    from dau.unlearn.dau import require_kernels
 
     monkeypatch.setattr(_library, "_has_kernel", lambda op, key: False)
     with pytest.raises(KernelUnavailableError, match="DAU_CUDA=1") as err:
@@ -435,8 +435,8 @@ class Spy(nn.Module):
 
 @pytest.mark.parametrize(("mode", "adversarial"), [("fd", "ieee"), ("jvp", None)])
 def test_adversarial_steps_run_in_ieee_float32_with_finite_differences(mode, adversarial):
+    from dau.methods.dau import DauStep
     from dau.numerics import float32_settings
-    from dau.unlearn.dau import DauStep
 
     default = float32_settings()["cudnn_conv"]
     defender = Spy()
@@ -459,7 +459,7 @@ def test_adversarial_steps_run_in_ieee_float32_with_finite_differences(mode, adv
 def fused_ops():
     """The compiled kernels of the DAU step (a missing build fails, saying how to build)."""
     import dau.ops
-    from dau.unlearn.dau import require_kernels
+    from dau.methods.dau import require_kernels
 
     dau.ops.load()
     require_kernels("cpu")
@@ -484,7 +484,7 @@ def test_a_whole_unlearning_run_gives_the_same_model_with_either_kernels(fused_o
     rounding (at σ = 1e-3 the finite differences' cancellation amplifies it ~1000×: two
     runs with the same kernels whose weights differ by 1e-7 end 6 % apart after 6 steps),
     so a tight comparison needs a well-conditioned run."""
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     models, logs = [], []
     for kernels in ("fused", "reference"):
@@ -505,7 +505,7 @@ def test_a_whole_unlearning_run_gives_the_same_model_with_either_kernels(fused_o
 
 
 def test_the_run_manifest_records_the_precision_policy(original, tmp_path):
-    from dau.unlearn.run import unlearn
+    from dau.methods.run import unlearn
 
     run = unlearn(small(stop_iter=1, stop_lr=0.01, kernels="reference", sensitivity="jvp"),
                   forget="class:2", model=original.path, runs_dir=tmp_path, progress=False)
