@@ -61,11 +61,12 @@ def cli(ctx: click.Context, debug: bool, threads: int | None) -> None:
 
 def _register() -> None:
     from dau.cli import eval as eval_cmd
-    from dau.cli import export, fingerprint, info, prune, split, train, unlearn
+    from dau.cli import export, fingerprint, import_, info, prune, split, train, unlearn
 
     cli.add_command(train.train)
     cli.add_command(prune.prune)
     cli.add_command(unlearn.unlearn)
+    cli.add_command(import_.import_)
     cli.add_command(eval_cmd.eval_)
     cli.add_command(info.info)
     cli.add_command(split.split)

@@ -101,8 +101,9 @@ def training_options(func: F) -> F:
     return _apply(
         [
             click.option("--dataset", default="digits", show_default=True,
-                         help="cifar10, cifar100, svhn, fashion-mnist, mnist, digits or "
-                         "synthetic[:key=value,...]."),
+                         help="cifar10, cifar100, svhn, fashion-mnist, mnist, digits, "
+                         "synthetic[:key=value,...], or streamed from disk: imagefolder:ROOT"
+                         "[,size=64,...] or filelist:LIST.csv[,test_path=...]."),
             click.option("--runs-dir", type=click.Path(file_okay=False), default="runs",
                          show_default=True, help="Where run directories are created."),
             click.option("--arch", default="resnet18", show_default=True,

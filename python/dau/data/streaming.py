@@ -315,9 +315,12 @@ def image_folder(root: str | os.PathLike[str], *, size: int | tuple[int, int] | 
         train, test = _take(every, tr), _take(every, te)
     if len(classes) < 2:
         raise DataError(f"imagefolder: {base} has {len(classes)} class folder(s); need at least 2")
-    return _files_dataset("imagefolder", str(base.resolve()), classes, train, test,
-                          size=_size(size), channels=channels, transform=transform, hflip=hflip,
-                          crop_padding=crop_padding, workers=workers)
+    dataset = _files_dataset("imagefolder", str(base.resolve()), classes, train, test,
+                             size=_size(size), channels=channels, transform=transform,
+                             hflip=hflip, crop_padding=crop_padding, workers=workers)
+    return _with_spec(dataset, transform, root=base.resolve(), size=size, channels=channels,
+                      test_fraction=None if train_dir.is_dir() else fraction, seed=seed,
+                      hflip=hflip, crop_padding=crop_padding)
 
 
 def _size(size: int | str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -395,9 +398,27 @@ def file_list(train: str | os.PathLike[str], test: str | os.PathLike[str] | None
         parts = [_take(parts[0], tr), _take(parts[0], te)]
     if len(classes) < 2:
         raise DataError(f"filelist: {lists[0]} names {len(classes)} class(es); need at least 2")
-    return _files_dataset("filelist", str(lists[0].resolve()), classes, parts[0], parts[1],
-                          size=_size(size), channels=channels, transform=transform, hflip=hflip,
-                          crop_padding=crop_padding, workers=workers)
+    dataset = _files_dataset("filelist", str(lists[0].resolve()), classes, parts[0], parts[1],
+                             size=_size(size), channels=channels, transform=transform,
+                             hflip=hflip, crop_padding=crop_padding, workers=workers)
+    return _with_spec(dataset, transform, path=lists[0].resolve(),
+                      test_path=lists[1].resolve() if test is not None else None, size=size,
+                      channels=channels, test_fraction=None if test is not None else test_fraction,
+                      seed=seed, hflip=hflip, crop_padding=crop_padding)
+
+
+def _with_spec(dataset: Dataset, transform: Any, **options: Any) -> Dataset:
+    """``dataset`` with the spec that loads it again by name (none with a Python transform)."""
+    import dataclasses
+
+    if transform is not None:
+        return dataset
+    size = _size(options.pop("size"))
+    options["size"] = None if size is None else f"{size[0]}x{size[1]}"
+    shown = {k: v for k, v in options.items() if v not in (None, 0, False, "")}
+    spec = dataset.info.name + ":" + ",".join(
+        f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(shown.items()))
+    return dataclasses.replace(dataset, info=dataclasses.replace(dataset.info, spec=spec))
 
 
 # ---------------------------------------------------------------------------------------------

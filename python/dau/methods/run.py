@@ -126,7 +126,7 @@ def unlearn(
     config = resolve(config, source["dataset"], bool(plan.forgotten_classes),
                      sparse=masks is not None)
     path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
-                               f"{source['arch']}-{config.method}", out)
+                               f"{source['arch'].replace(':', '-')}-{config.method}", out)
     run = ckpt.Run(path=path, manifest={
         **{k: original.manifest[k] for k in ("schema", "dataset", "model")},
         "kind": config.method,
