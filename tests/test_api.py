@@ -146,5 +146,5 @@ def test_bad_input_is_named_before_anything_is_written(photos, tmp_path, cli) ->
         dau.unlearn(tiny_net(7), data, forget="class:1", device="cpu", progress=False, **FAST)
     with pytest.raises(DauError, match="selects no sample"):
         dau.unlearn(tiny_net(4), data, forget="random:0", device="cpu", progress=False, **FAST)
-    with pytest.raises(ConfigError, match="data: expected a dau.data.Dataset"):
+    with pytest.raises(ConfigError, match=r"data: expected a dau\.data\.Dataset"):
         dau.unlearn(tiny_net(4), [1, 2], forget="class:1", device="cpu", progress=False)

@@ -151,3 +151,18 @@ def test_predictions_on_a_streamed_part_equal_in_memory(memory, tree) -> None:
     b = predict(model, streamed.test, batch_size=7, progress=False)
     np.testing.assert_array_equal(a.probs, b.probs)
     np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_a_files_request_resolves_to_the_same_samples(memory, tree, tmp_path: Path) -> None:
+    from dau.data.requests import plan_forget
+
+    files = sorted((tree / "train").rglob("*.png"), key=lambda p: p.name)[3:40:4]
+    listing = tmp_path / "request.txt"
+    listing.write_text("".join(f"{p}\n" for p in files) + f"{tmp_path / 'elsewhere.png'}\n")
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / "elsewhere.png")
+    streamed = image_folder(tree, workers=0)
+    plan_m, record_m = plan_forget(memory, f"files:{listing}", 1, 0.1)
+    plan_s, record_s = plan_forget(streamed, f"files:{listing}", 1, 0.1)
+    assert plan_m.fingerprint == plan_s.fingerprint and len(plan_s.forget) > 0
+    assert record_m["resolution"] == record_s["resolution"]
+    assert record_s["summary"]["absent"] == 1  # the file that is not in the dataset

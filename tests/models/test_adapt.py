@@ -127,3 +127,14 @@ def test_weights_files(tmp_path: Path) -> None:
     assert problem is not None and "shape mismatch" in problem and "classifier.weight" in problem
     del state["proj.bias"]
     assert "missing 1 key(s) (first: proj.bias)" in str(state_mismatch(net.state_dict(), state))
+
+
+def test_timm_models_by_name() -> None:
+    """timm is an optional extra (installed by make): its models take any channel count."""
+    net = build_classifier("timm:resnet18", num_classes=3, in_channels=1)
+    defender = as_defender(net, torch.rand(2, 1, 16, 16), num_classes=3)
+    assert defender.feature_layer == "fc"
+    logits, features = defender(torch.rand(2, 1, 16, 16))
+    assert logits.shape == (2, 3) and features.shape == (2, 512)
+    with pytest.raises(ConfigError, match="timm has no model"):
+        build_classifier("timm:resnet_nope", num_classes=3, in_channels=3)
