@@ -23,13 +23,12 @@ def _normalization(value: str, info: Any) -> tuple[Any, Any]:
         return _IMAGENET
     mean, sep, std = value.partition("/")
     try:
-        pair = tuple(float(v) for v in mean.split(",")), tuple(float(v) for v in std.split(","))
+        if not sep:
+            raise ValueError(value)
+        return tuple(float(v) for v in mean.split(",")), tuple(float(v) for v in std.split(","))
     except ValueError:
-        pair = ()
-    if not sep or len(pair) != 2:
         raise click.BadParameter(f"expected none, dataset, imagenet or MEAN,.../STD,...; got "
-                                 f"{value!r}", param_hint="--normalize")
-    return pair
+                                 f"{value!r}", param_hint="--normalize") from None
 
 
 @click.command("import")
