@@ -120,6 +120,32 @@ class UnlearnResult:
     arch: str | None = None
     run: ckpt.Run | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_run(cls, run: ckpt.Run | str | Path, device: str = "cpu") -> UnlearnResult:
+        """The result an unlearning run directory holds (its model loaded on ``device``)."""
+        import json
+
+        from dau.models.adapt import FeatureClassifier
+        from dau.pruning import MASKS, load_masks
+
+        run = run if isinstance(run, ckpt.Run) else ckpt.load_run(run)
+        if "unlearn" not in run.config or run.manifest.get("status") != "complete":
+            raise CheckpointError(f"{run.path} is not a complete unlearning run")
+        defender = run.load_model(device)
+        masks = (load_masks(run.path / MASKS, defender)
+                 if run.manifest["model"].get("masks", "none") != "none" else None)
+        log_file = run.path / ckpt.LOG
+        records = ([json.loads(line) for line in log_file.read_text().splitlines() if line]
+                   if log_file.exists() else [])
+        return cls(model=defender.model if isinstance(defender, FeatureClassifier) else defender,
+                   defender=defender, split=run.load_plan(),
+                   config=UnlearnConfig.from_dict(run.config["unlearn"]),
+                   dataset=_dataset(run.config["dataset"], run.config.get("data_dir")),
+                   summary=dict(run.manifest.get("summary", {})), records=records,
+                   timings=dict(run.manifest.get("timings", {})),
+                   request=run.manifest["split"].get("request"), masks=masks,
+                   arch=run.manifest["model"].get("arch"), run=run)
+
     def save(self, path: str | Path) -> ckpt.Run:
         """Write a complete run directory at ``path`` (new or empty; nothing is overwritten):
         ``dau eval``, ``dau export`` and ``--reference`` work on it when its data and
@@ -164,8 +190,8 @@ class UnlearnResult:
 
 
 def unlearn(
-    model: nn.Module,
-    data: Any,
+    model: nn.Module | str | Path,
+    data: Any = None,
     *,
     forget: Any,
     method: str = "dau",
@@ -181,13 +207,17 @@ def unlearn(
     metadata: str | None = None,
     id_column: str | None = None,
     progress: bool = True,
+    runs_dir: str | Path = "runs",
+    out: str | Path | None = None,
     **options: Any,
 ) -> UnlearnResult:
     """Make ``model`` forget ``forget`` of ``data`` with ``method``; the model changes in place.
 
     Args:
         model: any classifier returning logits (its features are found at the input of the
-            layer producing them, or at ``feature_layer``), or dau's ``(logits, features)``.
+            layer producing them, or at ``feature_layer``), or dau's ``(logits, features)``;
+            or an original (or pruned) run directory, unlearned as ``dau unlearn --model``
+            does into a new run under ``runs_dir`` (or ``out``), with its own data and split.
         data: a :class:`dau.data.Dataset` (``dau.data.image_folder(...)``, ...) or a spec.
         forget: ``random:10%``, ``class:3``, a deletion request (``files:``, ``ids:``,
             ``fingerprints:``) or a ``SplitPlan``; planned with ``seed`` and
@@ -211,11 +241,19 @@ def unlearn(
     from dau.methods.run import require_kernels_for
     from dau.models import place_model
 
-    dataset = _dataset(data)
     if config is None:
         config = UnlearnConfig(method=method, device=device, seed=seed, **options)
     elif options:
         config = config.replace(**options)
+    if isinstance(model, (str, Path)):
+        from dau.methods.run import unlearn as unlearn_run
+
+        if data is not None or masks is not None:
+            raise ConfigError("data/masks: a run directory brings its own data and masks")
+        run = unlearn_run(config, forget=forget, model=model, runs_dir=runs_dir, out=out,
+                          progress=progress, metadata=metadata, id_column=id_column)
+        return UnlearnResult.from_run(run, device=resolve_device(config.device))
+    dataset = _dataset(data)
     get_method(config.method)
     device = resolve_device(config.device)
     require_kernels_for(config, device)

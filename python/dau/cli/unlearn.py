@@ -27,7 +27,8 @@ __all__ = ["unlearn"]
 @click.option("--forget", default=None, help=FORGET_HELP)
 @request_options
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
-@click.option("--method", default="dau", show_default=True, help="dau, ft or ga.")
+@click.option("--method", default="dau", show_default=True,
+              help="dau, ft, ga, or a method registered with dau.register_method.")
 @click.option("--lr", type=float, default=None,
               help="Defender learning rate (default: the method's for the dataset and mode).")
 @click.option("--epochs", type=int, default=None, help="Passes over the retain set (default: per dataset).")

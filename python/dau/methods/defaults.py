@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from dau.config import REFERENCE_COMPAT_FIELDS, UnlearnConfig
+from dau.errors import ConfigError
 
 __all__ = ["DEFAULTS", "resolve"]
 
@@ -74,5 +75,6 @@ def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
     changes = {k: v for k, v in table.items() if getattr(config, k) is None}
     resolved = config.replace(**changes).filled()
     if resolved.lr is None or resolved.epochs is None:
-        raise AssertionError(f"no default lr/epochs for method {config.method!r}")
+        raise ConfigError(f"method {config.method!r} has no default learning rate and epochs; "
+                          "give them (lr=/epochs=, --lr/--epochs)")
     return resolved

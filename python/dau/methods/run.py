@@ -180,7 +180,7 @@ def resume(
     from dau.pruning import MASKS, load_masks
 
     run = ckpt.load_run(path)
-    if run.kind not in ("dau", "ft", "ga") or "unlearn" not in run.config:
+    if "unlearn" not in run.config:
         raise CheckpointError(f"--resume: {str(run.path)!r} is a {run.kind} run, not an "
                               "unlearning run (dau train --resume continues training runs)")
     ckpt.check_resumable(run)
