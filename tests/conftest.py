@@ -4,6 +4,16 @@ import pytest
 SYNTH = "synthetic:classes=4,channels=1,size=8,train=240,test=80,seed=0"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """dau's caches (fingerprints of image files, downloads) go to a directory of the test
+    session, never to the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def synth() -> str:
     return SYNTH

@@ -166,3 +166,18 @@ def test_a_files_request_resolves_to_the_same_samples(memory, tree, tmp_path: Pa
     assert plan_m.fingerprint == plan_s.fingerprint and len(plan_s.forget) > 0
     assert record_m["resolution"] == record_s["resolution"]
     assert record_s["summary"]["absent"] == 1  # the file that is not in the dataset
+
+
+def test_fingerprints_of_files_are_cached_until_a_file_changes(memory, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = write_image_folder(tmp_path / "tree", memory)
+    first = image_folder(tree, workers=0)
+    fps = first.train.fingerprints()
+    cached = list((tmp_path / "cache" / "dau" / "fingerprints").glob("*.npy"))
+    assert len(cached) == 1
+    assert np.array_equal(image_folder(tree, workers=0).train.subset([4, 2]).fingerprints(),
+                          fps[[4, 2]])
+    victim = sorted((tree / "train").rglob("*.png"), key=lambda p: p.name)[0]
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(victim)
+    changed = image_folder(tree, workers=0).train.fingerprints()
+    assert not np.array_equal(changed[0], fps[0]) and np.array_equal(changed[1:], fps[1:])

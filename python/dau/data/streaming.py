@@ -116,13 +116,26 @@ class StreamData:
         return self.raw if self.raw is not None else self.samples
 
     def fingerprints(self, batch_size: int = 256) -> np.ndarray:
-        """The fingerprints ``[N, 16]`` of the decoded pixels, in position order."""
+        """The fingerprints ``[N, 16]`` of the decoded pixels, in position order.
+
+        Image files are decoded once: their fingerprints are cached under
+        ``$XDG_CACHE_HOME/dau/fingerprints/``, keyed by every file's path, size and
+        modification time (and the decoding mode and size), so a changed file is re-read.
+        """
         from dau.data.fingerprints import fingerprint_images
 
-        order = torch.arange(len(self))
-        parts = [fingerprint_images(x) for x, _ in
-                 self.read(order, batch_size, device=torch.device("cpu"), raw=True)]
-        return np.concatenate(parts) if parts else np.zeros((0, 16), np.uint8)
+        cache = _cache_file(self._pixels())
+        if cache is not None and cache.exists():
+            every = np.load(cache)
+        else:
+            whole = StreamData(self.samples, self._all_labels, shape=self.shape, raw=self.raw,
+                               workers=self.workers)
+            parts = [fingerprint_images(x) for x, _ in whole.read(
+                torch.arange(len(whole)), batch_size, device=torch.device("cpu"), raw=True)]
+            every = np.concatenate(parts) if parts else np.zeros((0, 16), np.uint8)
+            if cache is not None:
+                _save_cache(cache, every)
+        return every[self.positions]
 
     def materialize(self) -> ImageData:
         """The part in memory as :class:`ImageData` (decoded pixels)."""
@@ -132,6 +145,32 @@ class StreamData:
             return ImageData(torch.zeros((0, *self.shape), dtype=torch.uint8),
                              torch.zeros(0, dtype=torch.int64))
         return ImageData(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+
+
+def _cache_file(pixels: Any) -> Path | None:
+    """Where the fingerprints of image files are cached, or None for other samples."""
+    import hashlib
+
+    from dau.data.readers import default_cache_dir
+
+    if not isinstance(pixels, DecodedImages):
+        return None
+    digest = hashlib.sha256(f"{pixels.mode}|{pixels.size}".encode())
+    for path in pixels.paths:
+        st = os.stat(path)
+        digest.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return default_cache_dir().parent / "fingerprints" / f"{digest.hexdigest()[:32]}.npy"
+
+
+def _save_cache(path: Path, fingerprints: np.ndarray) -> None:
+    from dau._atomic import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as fh:
+            np.save(fh, fingerprints)
+    except OSError as exc:  # a read-only cache only costs the next command a re-read
+        log.info("could not cache fingerprints in %s: %s", path, exc)
 
 
 class _Collate:
