@@ -148,3 +148,20 @@ def test_bad_input_is_named_before_anything_is_written(photos, tmp_path, cli) ->
         dau.unlearn(tiny_net(4), data, forget="random:0", device="cpu", progress=False, **FAST)
     with pytest.raises(ConfigError, match=r"data: expected a dau\.data\.Dataset"):
         dau.unlearn(tiny_net(4), [1, 2], forget="class:1", device="cpu", progress=False)
+
+
+def test_dau_train_on_a_streamed_tree_matches_the_same_data_in_memory(photos, tmp_path, cli) -> None:
+    """Training reads the tree through DataLoader workers: the same batches as in memory give
+    the same model."""
+    common = ["--arch", "resnet18", "--width", "0.125", "--epochs", "2", "--batch-size", "32",
+              "--device", "cpu", "-q"]
+    memory = "synthetic:classes=4,channels=3,size=16,train=160,test=40,seed=5"
+    assert cli("train", "--dataset", memory, *common, "-o", str(tmp_path / "m"))[0] == 0
+    streamed = f"imagefolder:{photos},crop_padding=2"  # the synthetic data's augmentation
+    code, _, err = cli("train", "--dataset", streamed, *common, "-o", str(tmp_path / "s"))
+    assert code == 0, err
+    m, s = (dau.load_run(tmp_path / name) for name in ("m", "s"))
+    assert m.manifest["split"]["fingerprint"] == s.manifest["split"]["fingerprint"]
+    a, b = m.load_model().state_dict(), s.load_model().state_dict()
+    for key in ("conv1.weight", "fc.weight"):
+        torch.testing.assert_close(a[key], b[key])
