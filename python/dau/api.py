@@ -105,7 +105,8 @@ def _plan(dataset: Any, forget: Any, seed: int, val_fraction: float,
 class UnlearnResult:
     """What :func:`unlearn` returns: the unlearned ``model`` (the module you passed, changed
     in place), the ``split`` it forgot, the resolved ``config``, the method's ``summary``,
-    the per-step ``records``, ``timings`` and the deletion ``request`` resolution."""
+    the per-step ``records``, ``timings``, its ``compute`` (:mod:`dau.compute`: one-time
+    setup vs this request) and the deletion ``request`` resolution."""
 
     model: nn.Module
     defender: nn.Module
@@ -115,6 +116,7 @@ class UnlearnResult:
     summary: dict[str, Any]
     records: list[dict[str, Any]]
     timings: dict[str, float]
+    compute: dict[str, Any] = field(default_factory=dict)
     request: dict[str, Any] | None = None
     masks: dict[str, torch.Tensor] | None = None
     arch: str | None = None
@@ -143,6 +145,7 @@ class UnlearnResult:
                    dataset=_dataset(run.config["dataset"], run.config.get("data_dir")),
                    summary=dict(run.manifest.get("summary", {})), records=records,
                    timings=dict(run.manifest.get("timings", {})),
+                   compute=dict(run.manifest.get("compute", {})),
                    request=run.manifest["split"].get("request"), masks=masks,
                    arch=run.manifest["model"].get("arch"), run=run)
 
@@ -173,7 +176,8 @@ class UnlearnResult:
                                         dataset=dataset_section(spec or info.name, self.dataset,
                                                                 self.split),
                                         request=self.request),
-                "parent": None, "timings": dict(self.timings), "summary": self.summary,
+                "parent": None, "timings": dict(self.timings), "compute": self.compute,
+                "summary": self.summary,
             }
             if self.masks:
                 save_masks(out / MASKS, self.masks)
@@ -271,8 +275,8 @@ def unlearn(
     summary = get_method(config.method)(ctx, config)
     return UnlearnResult(model=model, defender=defender, split=plan, config=config,
                          dataset=dataset, summary=summary, records=ctx.records,
-                         timings={"unlearn_seconds": ctx.elapsed()}, request=request,
-                         masks=own_masks, arch=arch)
+                         timings={"unlearn_seconds": ctx.elapsed()}, compute=ctx.compute(),
+                         request=request, masks=own_masks, arch=arch)
 
 
 def _masks_for(defender: nn.Module, model: nn.Module, masks: Mapping[str, torch.Tensor] | None,

@@ -58,6 +58,20 @@ def _make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
+def _add_compute(manifest: dict[str, Any], seconds: float, images: int) -> None:
+    """Add an epoch to the run's compute (:mod:`dau.compute`): all of a training run is
+    its own request (a retrain is what unlearning is compared with); every image went
+    forward and backward once."""
+    compute = manifest.setdefault("compute", {
+        "setup": {"seconds": 0.0, "forward_images": 0.0, "backward_images": 0.0},
+        "request": {"seconds": 0.0, "forward_images": 0.0, "backward_images": 0.0},
+        "reused_setup": None})
+    request = compute["request"]
+    request["seconds"] += seconds
+    request["forward_images"] += images
+    request["backward_images"] += images
+
+
 def train(
     config: TrainConfig,
     *,
@@ -273,6 +287,7 @@ def train(
         timings = run.manifest["timings"]
         timings["epoch_seconds"].append(seconds)
         timings["train_seconds"] = float(sum(timings["epoch_seconds"]))
+        _add_compute(run.manifest, seconds, seen)
         run.manifest["epochs_done"] = epoch + 1
         run.write_manifest()
         log.info("epoch %d/%d: loss %.4f, val acc %.2f%%, %.1f s", epoch + 1, config.epochs,

@@ -8,8 +8,10 @@ from dau.errors import ConfigError
 from dau.eval import METRIC_ORDER, format_table, gap
 
 # SalUn paper, Table 1, CIFAR-10 random 10 % (anchors.md §2a).
-RETRAIN = {"UA": 5.24, "RA": 100.00, "TA": 94.26, "MIA": 12.88, "VA": 91.0, "RTE": 43.29 * 60}
-SALUN = {"UA": 2.85, "RA": 99.62, "TA": 93.93, "MIA": 14.39, "VA": 90.5, "RTE": 2.66 * 60}
+RETRAIN = {"UA": 5.24, "RA": 100.00, "TA": 94.26, "MIA": 12.88, "VA": 91.0, "RTE": 43.29 * 60,
+           "cost": {"seconds": 43.29 * 60, "one_time_seconds": 0.0}}
+SALUN = {"UA": 2.85, "RA": 99.62, "TA": 93.93, "MIA": 14.39, "VA": 90.5, "RTE": 2.66 * 60,
+         "cost": {"seconds": 2.66 * 60, "one_time_seconds": 0.34 * 60}}
 
 
 def test_gap_reproduces_the_published_avg_gap() -> None:
@@ -21,10 +23,18 @@ def test_gap_reproduces_the_published_avg_gap() -> None:
     assert g["VA"] == pytest.approx(0.5)
     assert g["avg_gap"] == pytest.approx((2.39 + 0.38 + 0.33 + 1.51) / 4)  # 1.1525; VA not in it
     assert gap(RETRAIN, RETRAIN)["avg_gap"] == 0.0
+    assert g["cost_ratio"] == pytest.approx(2.66 / 43.29)  # 0.061: the published "1/16"
+    assert g["cost_ratio_with_setup"] == pytest.approx(3.0 / 43.29)
+    no_setup = {**SALUN, "cost": {"seconds": 2.66 * 60, "one_time_seconds": None}}
+    assert gap(no_setup, RETRAIN)["cost_ratio_with_setup"] is None
+    assert gap({**SALUN, "cost": None}, RETRAIN)["cost_ratio"] is None
 
 
 def test_gap_is_symmetric_and_absolute() -> None:
-    assert gap(SALUN, RETRAIN) == pytest.approx(gap(RETRAIN, SALUN))
+    metric_keys = ("UA", "RA", "TA", "MIA", "VA", "avg_gap")
+    forward, backward = gap(SALUN, RETRAIN), gap(RETRAIN, SALUN)
+    assert {k: forward[k] for k in metric_keys} == pytest.approx(
+        {k: backward[k] for k in metric_keys})
 
 
 @pytest.mark.parametrize("missing", [None, float("nan"), "absent"])
@@ -97,10 +107,13 @@ def test_table_with_reference_has_a_gap_block() -> None:
         "VA",
         "MIA",
         "Avg.Gap",
+        "Cost",
+        "Cost+setup",
     ]
-    assert gap_lines[2].split() == ["retrain", "0.00", "0.00", "0.00", "0.00", "0.00", "0.00"]
-    assert gap_lines[3].split() == ["salun", "2.39", "0.38", "0.33", "0.50", "1.51", "1.15"]
-    assert gap_lines[4].split() == ["empty", *["–"] * 6]
+    assert gap_lines[2].split() == ["retrain", *["0.00"] * 6, "1.00", "1.00"]
+    assert gap_lines[3].split() == ["salun", "2.39", "0.38", "0.33", "0.50", "1.51", "1.15",
+                                    "0.06", "0.07"]
+    assert gap_lines[4].split() == ["empty", *["–"] * 8]
     assert top.splitlines()[4].split() == ["empty", *["–"] * 7]
 
 

@@ -91,6 +91,8 @@ def check_resume(original, tmp_path, monkeypatch, case, every, device):
     assert [(r["phase"], r["from_step"]) for r in done.manifest["resumed"]] == \
         [("unlearn", saved["step"])]
     assert done.manifest["timings"]["unlearn_seconds"] > saved["elapsed"]
+    for key in ("forward_images", "backward_images"):  # the redone step is counted once
+        assert done.manifest["compute"]["request"][key] == full.manifest["compute"]["request"][key]
     a, b = weights(full), weights(done)
     assert {k: v for k, v in done.manifest["summary"].items() if k != "attacker"} == \
         {k: v for k, v in full.manifest["summary"].items() if k != "attacker"}

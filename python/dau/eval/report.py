@@ -43,10 +43,12 @@ def _number(metrics: Mapping[str, Any], key: str) -> float | None:
 def gap(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:
     """Absolute differences to a reference run (usually Retrain).
 
-    Returns ``{"UA", "RA", "TA", "MIA", "VA", "avg_gap"}``: ``|metrics[k] −
-    reference[k]|`` for each (None when either side lacks it) and ``avg_gap``,
-    the mean over UA, RA, TA and MIA only (None unless all four are known;
-    VA is reported but not averaged).
+    Returns ``{"UA", "RA", "TA", "MIA", "VA", "avg_gap", "cost_ratio",
+    "cost_ratio_with_setup"}``: ``|metrics[k] − reference[k]|`` for each (None when
+    either side lacks it), ``avg_gap``, the mean over UA, RA, TA and MIA only (None
+    unless all four are known; VA is reported but not averaged), and the run's cost
+    over the reference's (``metrics["cost"]["seconds"]``, this request's wall time, over
+    the reference's; ``_with_setup`` adds the one-time setup it paid or reused).
     """
     result: dict[str, float | None] = {}
     for key in (*GAP_METRICS, *_GAP_EXTRA):
@@ -55,6 +57,13 @@ def gap(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, f
     parts = [result[key] for key in GAP_METRICS]
     known = [value for value in parts if value is not None]
     result["avg_gap"] = sum(known) / len(known) if len(known) == len(parts) else None
+    mine_cost, ref_cost = metrics.get("cost") or {}, reference.get("cost") or {}
+    ref_seconds = ref_cost.get("seconds")
+    ok = bool(ref_seconds) and mine_cost.get("seconds") is not None
+    result["cost_ratio"] = mine_cost["seconds"] / ref_seconds if ok else None
+    one_time = mine_cost.get("one_time_seconds")
+    result["cost_ratio_with_setup"] = (
+        (mine_cost["seconds"] + one_time) / ref_seconds if ok and one_time is not None else None)
     return result
 
 
@@ -87,7 +96,9 @@ def format_table(
         rows: ``(run name, metrics)`` pairs, in display order.
         reference: the name of the row to compare against (e.g. "retrain"); when
             given a second block lists, per run, the gap to it on UA, RA, TA, VA,
-            MIA and Avg.Gap (the mean over UA, RA, TA, MIA).
+            MIA and Avg.Gap (the mean over UA, RA, TA, MIA), and the cost ratio to it:
+            this request's wall time over the reference's, without and with the
+            one-time setup (see :func:`gap`).
         rte_unit: "min" or "s" for the RTE column (metrics hold seconds).
 
     Numbers have two decimals; a missing value is "–".
@@ -115,11 +126,12 @@ def format_table(
     if reference is not None:
         ref_metrics = next(m for n, m in rows if n == reference)
         gap_keys = ("UA", "RA", "TA", "VA", "MIA")
-        gap_header = [f"gap to {reference}", *gap_keys, "Avg.Gap"]
+        gap_header = [f"gap to {reference}", *gap_keys, "Avg.Gap", "Cost", "Cost+setup"]
         gap_body = []
         for name, metrics in rows:
             gaps = gap(metrics, ref_metrics)
-            gap_body.append([name, *(_cell(gaps[k]) for k in gap_keys), _cell(gaps["avg_gap"])])
+            gap_body.append([name, *(_cell(gaps[k]) for k in gap_keys), _cell(gaps["avg_gap"]),
+                             _cell(gaps["cost_ratio"]), _cell(gaps["cost_ratio_with_setup"])])
         lines.append("")
         lines.extend(_render(gap_header, gap_body))
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from dau.checkpoint import Run
 from dau.errors import SplitMismatchError
 from dau.eval.mia import DEFAULT_MAX_SAMPLES
 
-__all__ = ["evaluate_run", "evaluation_sets", "resolve_plan"]
+__all__ = ["evaluate_run", "evaluation_sets", "resolve_plan", "run_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,25 @@ def evaluation_sets(
     return plan, sets
 
 
+def run_cost(run: Run) -> dict[str, float] | None:
+    """What the run cost (:mod:`dau.compute`): ``seconds`` and defender images of this request,
+    and ``one_time_seconds``, the setup it paid or reused (a cached attacker's pretraining)."""
+    compute = run.manifest.get("compute")
+    if not compute:
+        timings = run.manifest.get("timings", {})
+        seconds = timings.get("unlearn_seconds", timings.get("train_seconds"))
+        return None if seconds is None else {"seconds": float(seconds), "one_time_seconds": None}
+    request, setup = compute["request"], compute["setup"]
+    reused = compute.get("reused_setup") or {}
+    return {"seconds": request["seconds"],
+            "forward_images": request["forward_images"],
+            "backward_images": request["backward_images"],
+            "one_time_seconds": setup["seconds"] + float(reused.get("seconds", 0.0)),
+            "one_time_forward_images": setup["forward_images"]
+            + float(reused.get("forward_images", 0.0)),
+            "one_time_reused": bool(reused)}
+
+
 def evaluate_run(
     run: Run,
     *,
@@ -163,6 +182,7 @@ def evaluate_run(
     )
     timings = run.manifest.get("timings", {})
     metrics["RTE"] = timings.get("unlearn_seconds", timings.get("train_seconds"))
+    metrics["cost"] = run_cost(run)
     metrics.update(
         run=str(run.path),
         name=run.name,

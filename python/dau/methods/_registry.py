@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from dau._registry import Registry
+from dau.compute import ComputeMeter
 from dau.errors import TrainingError
 from dau.progress import progress_bar
 
@@ -68,8 +70,25 @@ class UnlearnContext:
     resume_state: dict[str, Any] | None = None
     state_extra: dict[str, Any] = field(default_factory=dict)  # saved with every state
     seconds_before: float = 0.0
+    # the setup cost of reused one-time work (a cached attacker's pretraining), when reused
+    reused_setup: dict[str, float] | None = None
     started: float = field(default_factory=time.perf_counter, init=False)
     _saved_at: float = field(default_factory=time.perf_counter, init=False)
+
+    def __post_init__(self) -> None:
+        saved = (self.resume_state or {}).get("compute")
+        self.meter = ComputeMeter(self.defender, saved)
+
+    def setup(self) -> AbstractContextManager[None]:
+        """Count what runs inside as one-time setup (reusable by later requests), not as
+        this request's cost."""
+        return self.meter.phase("setup")
+
+    def compute(self) -> dict[str, Any]:
+        """The run's compute (:mod:`dau.compute`): ``setup`` and ``request`` (seconds,
+        defender images forward and backward), and ``reused_setup``, the setup cost of
+        reused one-time work (None when nothing was reused). Stops counting."""
+        return {**self.meter.close(), "reused_setup": self.reused_setup}
 
     @property
     def classwise(self) -> bool:
@@ -117,6 +136,7 @@ class UnlearnContext:
         state = {**self.state_extra, **counters,
                  **{name: obj.state_dict() for name, obj in players.items()},
                  **(extra() if extra is not None else {}), "elapsed": self.elapsed(),
+                 "compute": self.meter.state(),
                  "log_lines": before + len(self.records),
                  "device_type": torch.device(self.device).type}
         if batches is not None:

@@ -572,6 +572,7 @@ def attacker_key(ctx: Any, config: Any) -> str:
 
 def prepare_attacker(ctx: Any, config: Any) -> tuple[nn.Module, dict[str, Any]]:
     """The pretrained attacker: given (``ctx.attacker_path``), cached, or trained now and cached."""
+    import json
     import logging
 
     from dau.checkpoint import atomic_write_json, load_weights, save_model
@@ -588,17 +589,23 @@ def prepare_attacker(ctx: Any, config: Any) -> tuple[nn.Module, dict[str, Any]]:
     if cached is not None and cached.exists():
         load_weights(attacker, cached)
         log.info("reusing the pretrained attacker %s", cached)
-        return attacker, {"source": "cache", "path": str(cached), "key": key}
+        sidecar = cached.with_suffix(".json")
+        made = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        ctx.reused_setup = made.get("compute")
+        return attacker, {"source": "cache", "path": str(cached), "key": key,
+                          "setup_compute": ctx.reused_setup}
     torch.manual_seed(config.seed)
     attacker = create_attacker(config.attacker_arch, num_classes=ctx.info.num_classes).to(ctx.device)
     log.info("pretraining the attacker (%d iterations)", config.attacker_pretrain_iters)
-    summary = pretrain_attacker(ctx, attacker, config)
+    with ctx.setup():
+        summary = pretrain_attacker(ctx, attacker, config)
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             save_model(cached, attacker)
             atomic_write_json(cached.with_suffix(".json"),
-                              {"key": key, "config": config.to_dict(), "summary": summary})
+                              {"key": key, "config": config.to_dict(), "summary": summary,
+                               "compute": ctx.meter.state()["setup"]})
             log.info("cached the pretrained attacker as %s", cached)
         except OSError as exc:
             log.warning("could not cache the attacker in %s: %s", cached.parent, exc)

@@ -263,6 +263,7 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
                         "goes on from there", path, path)
         raise
     run.manifest["timings"]["unlearn_seconds"] = ctx.elapsed()
+    run.manifest["compute"] = ctx.compute()
     ckpt.save_model(path / ckpt.MODEL, defender)
     (path / ckpt.STATE).unlink(missing_ok=True)
     run.manifest.update(status="complete", summary=summary)
