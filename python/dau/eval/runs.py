@@ -116,7 +116,7 @@ def evaluation_sets(
     return plan, sets
 
 
-def run_cost(run: Run) -> dict[str, float] | None:
+def run_cost(run: Run) -> dict[str, Any] | None:
     """What the run cost (:mod:`dau.compute`): ``seconds`` and defender images of this request,
     and ``one_time_seconds``, the setup it paid or reused (a cached attacker's pretraining)."""
     compute = run.manifest.get("compute")
