@@ -266,7 +266,7 @@ def unlearn(
         raise DauError(f"forget: {plan.spec!r} selects no sample; nothing to unlearn")
     defender = place_model(_defender(model, dataset, feature_layer=feature_layer, mean=mean,
                                      std=std), device)
-    own_masks = _masks_for(defender, model, masks, device)
+    own_masks = _masks_for(defender, masks, device)
     config = resolve(config, dataset.info.name, bool(plan.forgotten_classes),
                      sparse=own_masks is not None)
     ctx = UnlearnContext(defender=defender, info=dataset.info,
@@ -279,21 +279,16 @@ def unlearn(
                          request=request, masks=own_masks, arch=arch)
 
 
-def _masks_for(defender: nn.Module, model: nn.Module, masks: Mapping[str, torch.Tensor] | None,
+def _masks_for(defender: nn.Module, masks: Mapping[str, torch.Tensor] | None,
                device: str) -> dict[str, torch.Tensor] | None:
     """``masks`` keyed by the defender's parameter names, on ``device``, applied."""
     from dau.methods.optim import apply_masks_
+    from dau.pruning import match_masks
 
     if not masks:
         return None
-    prefix = "" if defender is model else "model."
-    names = dict(defender.named_parameters())
-    out = {}
-    for key, mask in masks.items():
-        name = key if key in names else prefix + key
-        if name not in names or tuple(names[name].shape) != tuple(mask.shape):
-            raise ConfigError(f"masks: {key!r} matches no parameter of the model's shape")
-        out[name] = mask.to(device=device, dtype=names[name].dtype)
+    out = {k: v.to(device=device, dtype=torch.float32)
+           for k, v in match_masks(masks, defender, "masks").items()}
     apply_masks_(defender, out)
     return out
 

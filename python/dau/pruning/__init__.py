@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dau.errors import CheckpointError, ConfigError
 
-__all__ = ["MASKS", "load_masks", "omp_masks", "save_masks", "sparsity"]
+__all__ = ["MASKS", "load_masks", "match_masks", "omp_masks", "save_masks", "sparsity"]
 
 MASKS = "masks.safetensors"
 
@@ -84,17 +84,24 @@ def load_masks(path: str | Path, model: nn.Module | None = None) -> dict[str, Te
             raise CheckpointError(f"--mask: {str(path)!r} is corrupt: {exc}") from None
     else:
         masks = _reference_masks(path)
-    if model is not None:
-        params = dict(model.named_parameters())
-        for name, mask in masks.items():
-            if name not in params or params[name].shape != mask.shape:
-                raise CheckpointError(
-                    f"--mask: {str(path)!r} has a mask for {name!r} "
-                    f"{tuple(mask.shape)} that does not match the model"
-                )
     if not masks:
         raise CheckpointError(f"--mask: {str(path)!r} holds no mask")
-    return masks
+    return masks if model is None else match_masks(masks, model, f"--mask: {str(path)!r}")
+
+
+def match_masks(masks: Mapping[str, Tensor], model: nn.Module, what: str) -> dict[str, Tensor]:
+    """``masks`` keyed by ``model``'s parameter names: a mask named for a wrapped user model
+    (a :class:`~dau.models.adapt.FeatureClassifier`) gets its ``model.`` prefix. Every mask
+    must name a parameter of its shape (:class:`CheckpointError` naming ``what`` if not)."""
+    params = dict(model.named_parameters())
+    out = {}
+    for name, mask in masks.items():
+        key = name if name in params else f"model.{name}"
+        if key not in params or params[key].shape != mask.shape:
+            raise CheckpointError(f"{what} has a mask for {name!r} {tuple(mask.shape)} that "
+                                  "does not match the model")
+        out[key] = mask
+    return out
 
 
 def _reference_masks(path: Path) -> dict[str, Tensor]:
