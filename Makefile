@@ -93,6 +93,7 @@ bench: $(BUILT)
 	$(PY) benchmarks/bench_data.py --quick
 	$(PY) benchmarks/bench_allocator.py --quick
 	$(PY) benchmarks/bench_layout.py --quick
+	$(PY) benchmarks/bench_streaming.py --quick
 
 wheel: $(DEPS)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \
