@@ -252,15 +252,18 @@ def write_svhn(
 def write_image_folder(root: str | os.PathLike[str], dataset: Any, *,
                        parts: tuple[str, ...] = ("train", "test")) -> Path:
     """Write a :class:`~dau.data.Dataset` as an ``ImageFolder`` tree of lossless PNG files:
-    ``root/<part>/<class name>/<position>.png``, positions zero-padded so that the
-    ``imagefolder`` source reads the samples back in the same order, with the same pixels
-    (and so the same fingerprints and splits). ``root`` must not exist yet or be empty."""
+    ``root/<part>/<label>-<class name>/<position>.png``, label and position zero-padded so
+    that the ``imagefolder`` source (which numbers the class folders in sorted order) reads
+    the samples back in the same order, with the same labels and pixels (and so the same
+    fingerprints and splits). ``root`` must not exist yet or be empty."""
     from PIL import Image  # Pillow: only needed here
 
     base = Path(root)
     if base.exists() and any(base.iterdir()):
         raise FileExistsError(f"write_image_folder: {str(base)!r} is not empty")
-    names = [str(n).replace(os.sep, "_") for n in dataset.info.class_names]
+    digits = len(str(len(dataset.info.class_names) - 1))
+    names = [f"{i:0{digits}d}-" + str(n).replace(os.sep, "_")
+             for i, n in enumerate(dataset.info.class_names)]
     for part in parts:
         data = getattr(dataset, part)
         images = data.images if hasattr(data, "images") else data.materialize().images
