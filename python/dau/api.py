@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -19,9 +20,32 @@ from typing import Any
 import torch
 from torch import nn
 
+from dau import _native
 from dau import checkpoint as ckpt
 from dau.config import UnlearnConfig, resolve_device
+from dau.data import Dataset, load_dataset
+from dau.data.loaders import iterate_batches, to_device
+from dau.data.requests import plan_forget
+from dau.data.splits import dataset_section, plan_split, save_run_split
 from dau.errors import CheckpointError, ConfigError, DauError
+from dau.eval import evaluate as evaluate_sets
+from dau.eval.mia import DEFAULT_MAX_SAMPLES
+from dau.eval.report import gap
+from dau.methods import get_method
+from dau.methods._registry import UnlearnContext
+from dau.methods.defaults import resolve
+from dau.methods.optim import apply_masks_
+from dau.methods.run import require_kernels_for
+from dau.methods.run import unlearn as unlearn_run
+from dau.models import create_model, place_model
+from dau.models.adapt import (
+    FeatureClassifier,
+    as_defender,
+    build_classifier,
+    load_state_dict,
+    state_mismatch,
+)
+from dau.pruning import MASKS, load_masks, match_masks, save_masks
 
 __all__ = ["UnlearnResult", "evaluate", "import_model", "unlearn"]
 
@@ -29,7 +53,6 @@ log = logging.getLogger(__name__)
 
 
 def _dataset(data: Any, data_dir: str | None = None) -> Any:
-    from dau.data import Dataset, load_dataset
 
     if isinstance(data, str):
         return load_dataset(data, data_dir)
@@ -41,7 +64,6 @@ def _dataset(data: Any, data_dir: str | None = None) -> Any:
 
 def _example(dataset: Any) -> torch.Tensor:
     """Two training images as float [0, 1] (what the defender is fed), for probing a model."""
-    from dau.data.loaders import iterate_batches
 
     if len(dataset.train) == 0:
         raise ConfigError("data: the training set is empty")
@@ -53,25 +75,15 @@ def _example(dataset: Any) -> torch.Tensor:
 
 def _defender(model: nn.Module, dataset: Any, *, feature_layer: str | None,
               mean: Sequence[float] | None, std: Sequence[float] | None) -> nn.Module:
-    from dau.models.adapt import as_defender
 
-    return as_defender(model.cpu() if _on_meta_or_cpu(model) else model,
-                       _example(dataset).to(_device_of(model)),
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return as_defender(model, _example(dataset).to(device),
                        num_classes=dataset.info.num_classes, feature_layer=feature_layer,
                        mean=mean, std=std)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
-def _on_meta_or_cpu(model: nn.Module) -> bool:
-    return _device_of(model).type == "cpu"
-
-
 def _model_section(defender: nn.Module, info: Any, arch: str | None,
                    masks: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
-    from dau.models.adapt import FeatureClassifier
 
     section: dict[str, Any] = {"arch": arch, "width": 1.0, "num_classes": info.num_classes,
                                "in_channels": info.channels, "mean": None, "std": None,
@@ -86,8 +98,6 @@ def _model_section(defender: nn.Module, info: Any, arch: str | None,
 
 def _plan(dataset: Any, forget: Any, seed: int, val_fraction: float,
           metadata: str | None, id_column: str | None) -> tuple[Any, dict[str, Any] | None]:
-    from dau import _native
-    from dau.data.requests import plan_forget
 
     if isinstance(forget, _native.SplitPlan):
         if forget.num_samples != len(dataset.train):
@@ -125,10 +135,7 @@ class UnlearnResult:
     @classmethod
     def from_run(cls, run: ckpt.Run | str | Path, device: str = "cpu") -> UnlearnResult:
         """The result an unlearning run directory holds (its model loaded on ``device``)."""
-        import json
 
-        from dau.models.adapt import FeatureClassifier
-        from dau.pruning import MASKS, load_masks
 
         run = run if isinstance(run, ckpt.Run) else ckpt.load_run(run)
         if "unlearn" not in run.config or run.manifest.get("status") != "complete":
@@ -153,8 +160,6 @@ class UnlearnResult:
         """Write a complete run directory at ``path`` (new or empty; nothing is overwritten):
         ``dau eval``, ``dau export`` and ``--reference`` work on it when its data and
         architecture can be rebuilt by name (a dataset spec, ``arch=``)."""
-        from dau.data.splits import dataset_section, save_run_split
-        from dau.pruning import MASKS, save_masks
 
         if self.run is not None:
             raise CheckpointError(f"this result is already the run {self.run.path}")
@@ -238,19 +243,12 @@ def unlearn(
         >>> result = dau.unlearn(model, dau.data.image_folder("photos"), forget="class:2")
         >>> result.save("runs/forget-class-2")
     """
-    from dau.data.loaders import to_device
-    from dau.methods import get_method
-    from dau.methods._registry import UnlearnContext
-    from dau.methods.defaults import resolve
-    from dau.methods.run import require_kernels_for
-    from dau.models import place_model
 
     if config is None:
         config = UnlearnConfig(method=method, device=device, seed=seed, **options)
     elif options:
         config = config.replace(**options)
     if isinstance(model, (str, Path)):
-        from dau.methods.run import unlearn as unlearn_run
 
         if data is not None or masks is not None:
             raise ConfigError("data/masks: a run directory brings its own data and masks")
@@ -282,8 +280,6 @@ def unlearn(
 def _masks_for(defender: nn.Module, masks: Mapping[str, torch.Tensor] | None,
                device: str) -> dict[str, torch.Tensor] | None:
     """``masks`` keyed by the defender's parameter names, on ``device``, applied."""
-    from dau.methods.optim import apply_masks_
-    from dau.pruning import match_masks
 
     if not masks:
         return None
@@ -315,10 +311,6 @@ def evaluate(
     ``model`` may be an :class:`UnlearnResult` (its data and split are used unless given).
     ``forget`` is a spec or a ``SplitPlan`` (``result.split``).
     """
-    from dau.eval import evaluate as evaluate_sets
-    from dau.eval.mia import DEFAULT_MAX_SAMPLES
-    from dau.eval.report import gap
-    from dau.models import place_model
 
     if isinstance(model, UnlearnResult):
         data = model.dataset if data is None else data
@@ -369,9 +361,6 @@ def import_model(
     ``import:MODULE:CALLABLE`` or a dau architecture) built for ``data``'s classes, the
     ``weights`` (a safetensors file or ``weights_only`` state dict, a state dict, or a module)
     loaded strictly, checked by a forward pass on the data, and the split planned."""
-    from dau.data.splits import dataset_section, plan_split, save_run_split
-    from dau.models import create_model
-    from dau.models.adapt import build_classifier, load_state_dict, state_mismatch
 
     dataset = _dataset(data, data_dir)
     info = dataset.info
