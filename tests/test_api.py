@@ -176,3 +176,17 @@ def test_dau_train_on_a_streamed_tree_matches_the_same_data_in_memory(photos, tm
     a, b = m.load_model().state_dict(), s.load_model().state_dict()
     for key in ("conv1.weight", "fc.weight"):
         torch.testing.assert_close(a[key], b[key])
+
+
+def test_an_imported_torchvision_model_exports_to_torchscript(photos, tmp_path, cli) -> None:
+    import torchvision
+
+    net = torchvision.models.resnet18(num_classes=4).eval()
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    run = dau.import_model(tmp_path / "w.pt", f"imagefolder:{photos}", arch="torchvision:resnet18",
+                           out=tmp_path / "imported")
+    code, _, err = cli("export", str(run.path), "--json")
+    assert code == 0, err
+    scripted = torch.jit.load(str(run.path / "model.torchscript.pt"))
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(scripted(x), net(x))  # the user's logits, no normalisation added

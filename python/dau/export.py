@@ -83,7 +83,17 @@ def export_torchscript(run_path: str | Path, out: str | Path | None = None, *,
         with torch.no_grad():
             for name, mask in masks.items():
                 params[name].mul_(mask.to(params[name].dtype))
-    scripted = script(Logits(model).eval())
+    from dau.models.adapt import FeatureClassifier
+
+    if isinstance(model, FeatureClassifier):  # a user's model: its logits are its own output
+        logits: nn.Module = model.logits_model()
+    else:
+        logits = Logits(model)
+    try:
+        scripted = script(logits.eval())
+    except Exception as exc:  # TorchScript rejects some user models' Python
+        raise CheckpointError(f"{run.name}: TorchScript cannot compile this model "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     meta = {"dau": __version__, "run": run.name, "kind": run.kind, "model": spec,
             "masks_folded": folded, "returns": "logits"}
     buffer = io.BytesIO()

@@ -60,9 +60,15 @@ class FeatureClassifier(nn.Module):
         self.feature_layer, self.capture = feature_layer, capture
         self._captured: torch.Tensor | None = None
         if capture == "input":
-            layer.register_forward_pre_hook(self._grab_input)
+            self._hook = layer.register_forward_pre_hook(self._grab_input)
         else:
-            layer.register_forward_hook(self._grab_output)
+            self._hook = layer.register_forward_hook(self._grab_output)
+
+    def logits_model(self) -> nn.Module:
+        """The user's model behind its normalisation, returning logits only, without dau's
+        feature hook (what TorchScript export compiles); this wrapper stops working."""
+        self._hook.remove()
+        return nn.Sequential(self.normalize, self.model)
 
     def _grab_input(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self._captured = args[0]
