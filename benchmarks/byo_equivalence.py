@@ -23,6 +23,11 @@ import torch
 import dau
 from dau.data.formats import write_image_folder
 
+# DAU's Fashion-MNIST defaults given explicitly: the defaults table is keyed by dataset name,
+# and an imagefolder tree would otherwise take the CIFAR-10 fallback's
+UNLEARN = ("--epochs", "1", "--attacker-iters", "50", "--lr", "0.05", "--schedule", "cosine",
+           "--adv-weight", "3", "--adversarial-targets", "forget", "--adversarial-every", "3")
+
 
 def dau_cli(*args: str) -> dict:
     cmd = [sys.executable, "-m", "dau", *args]
@@ -72,8 +77,7 @@ def main() -> None:
                     "--device", "cpu", "-q", "-o", str(original))
         if not (unlearned / "model.safetensors").exists():
             dau_cli("unlearn", "--model", str(original), "--forget", f"files:{request}",
-                    "--epochs", "1", "--attacker-iters", "50", "--device", "cpu", "-q",
-                    "-o", str(unlearned))
+                    *UNLEARN, "--device", "cpu", "-q", "-o", str(unlearned))
         evaluated = dau_cli("eval", str(original), str(unlearned), "--device", "cpu", "-q",
                             "--json")["runs"]
         doc = split_doc(unlearned)
