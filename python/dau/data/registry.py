@@ -24,7 +24,14 @@ from dau._registry import Registry
 from dau.data.types import Dataset
 from dau.errors import ConfigError
 
-__all__ = ["bool_option", "int_option", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = [
+    "bool_option",
+    "int_option",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+    "with_spec",
+]
 
 F = TypeVar("F", bound=Callable[..., Dataset])
 
@@ -101,9 +108,14 @@ def load_dataset(
     if download is not None and not isinstance(download, bool):
         raise ConfigError(f"download must be True, False or None; got {download!r}")
     dataset = loader(data_dir=path, download=download, **merged)
-    canonical = key + "".join(f"{',' if i else ':'}{k}={_text(v)}"
-                              for i, (k, v) in enumerate(sorted(merged.items())))
-    return dataclasses.replace(dataset, info=dataclasses.replace(dataset.info, spec=canonical))
+    return with_spec(dataset, key, merged)
+
+
+def with_spec(dataset: Dataset, name: str, options: dict[str, Any]) -> Dataset:
+    """``dataset`` with the spec ``name:key=value,...`` (sorted keys) that loads it again."""
+    spec = name + (":" if options else "") + ",".join(
+        f"{k}={_text(v)}" for k, v in sorted(options.items()))
+    return dataclasses.replace(dataset, info=dataclasses.replace(dataset.info, spec=spec))
 
 
 _PATH_OPTIONS = ("root", "path", "test_path")  # file-system options, recorded absolute

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from dau.data.builtin import stratified_split
-from dau.data.registry import bool_option, int_option, register_dataset
+from dau.data.registry import bool_option, int_option, register_dataset, with_spec
 from dau.data.types import Dataset, DatasetInfo, ImageData, as_index, channel_stats, describe
 from dau.errors import DataError
 
@@ -448,16 +448,12 @@ def file_list(train: str | os.PathLike[str], test: str | os.PathLike[str] | None
 
 def _with_spec(dataset: Dataset, transform: Any, **options: Any) -> Dataset:
     """``dataset`` with the spec that loads it again by name (none with a Python transform)."""
-    import dataclasses
-
     if transform is not None:
         return dataset
     size = _size(options.pop("size"))
     options["size"] = None if size is None else f"{size[0]}x{size[1]}"
     shown = {k: v for k, v in options.items() if v not in (None, 0, False, "")}
-    spec = dataset.info.name + ":" + ",".join(
-        f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(shown.items()))
-    return dataclasses.replace(dataset, info=dataclasses.replace(dataset.info, spec=spec))
+    return with_spec(dataset, dataset.info.name, shown)
 
 
 # ---------------------------------------------------------------------------------------------
