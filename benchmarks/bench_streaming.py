@@ -11,6 +11,10 @@
 2. One training epoch streams at close to the in-memory speed on Fashion-MNIST (``--quick``:
    digits) exported with ``write_image_folder``, and reaches the same accuracies (same pixels,
    same batch order). Images/s come from the run manifests (``timings.epoch_seconds``).
+3. A process reading the small tree again and again (``iterate_batches``, six passes, with
+   and without augmentation, with glibc's defaults as a library user has them and with the
+   ``dau`` command's allocator policy) keeps its resident memory flat: RSS after the last
+   pass over RSS after the first.
 
 Every run is one at a time. Trees are written once under ``$DAU_BENCH_DIR`` (default
 /tmp/dau-bench-streaming) and reused; runs are redone. The synthetic trees are written in
@@ -54,6 +58,29 @@ if how == "memory":
     data = Dataset(data.info, data.train.materialize(), data.test.materialize())
 model = load_run(original).load_model("cpu")
 dau.unlearn(model, data, forget="random:10%", method=method, epochs=1, progress=False)
+"""
+
+# RSS (MiB) after each pass of iterate_batches over a tree (argv: root, passes, augment, tune).
+HEAP_PASSES = """
+import sys, torch
+from pathlib import Path
+import dau.allocator
+from dau.data import load_dataset
+from dau.data.loaders import iterate_batches
+root, passes, augment, tune = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1"
+if tune:
+    dau.allocator.tune()
+data = load_dataset(f"imagefolder:{root},hflip=true,crop_padding=4")
+def rss():
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(ln for ln in status if ln.startswith("VmRSS")).split()[1]) / 1024
+out = []
+for _ in range(passes):
+    for x, y in iterate_batches(data.train, torch.arange(len(data.train)), 256, augment=augment,
+                                info=data.info, device="cpu"):
+        pass
+    out.append(rss())
+print(out)
 """
 
 
@@ -200,6 +227,19 @@ def bench_memory(sizes: tuple[int, int], image: int, method: str) -> dict[str, A
     return results
 
 
+def bench_heap(root: Path, passes: int = 6) -> dict[str, list[float]]:
+    """RSS after each pass over ``root``'s training images, per (augment, allocator policy)."""
+    results = {}
+    for augment in ("0", "1"):
+        for tune in ("0", "1"):
+            out = subprocess.run([sys.executable, "-c", HEAP_PASSES, str(root), str(passes), augment,
+                                  tune], check=True, capture_output=True, text=True).stdout
+            policy = "dau policy" if tune == "1" else "glibc defaults"
+            key = f"{'augmented' if augment == '1' else 'plain'}, {policy}"
+            results[key] = json.loads(out.strip().splitlines()[-1])
+    return results
+
+
 def bench_throughput(name: str, repeats: int) -> dict[str, Any]:
     """One epoch in memory and streamed from the exported tree (same augmentation), alternated
     ``repeats`` times; the fastest epoch of each is kept (the others are in ``all``)."""
@@ -273,12 +313,16 @@ def report(results: dict[str, Any]) -> str:
     for acc in ("train_acc", "val_acc", "test_acc"):
         a, b = thr["memory"]["stdout"][acc], thr["stream"]["stdout"][acc]
         rows2.append((acc, f"{a:.4f}", f"{b:.4f}", "equal" if a == b else f"diff {b - a:+.4f}"))
+    rows3 = [("reading the small tree again (iterate_batches)", "RSS MiB, pass 1", "last pass",
+              "last/first")]
+    for what, rss in results["heap"].items():
+        rows3.append((what, f"{rss[0]:.0f}", f"{rss[-1]:.0f}", f"{rss[-1] / rss[0]:.2f}x"))
     m = results["machine"]
     head = (f"machine: {m['cpu']}, {m['cores']} cores; python {m['python']}, torch {m['torch']}, "
             f"dau {m['dau']}; DAU_DATA_WORKERS {m['data_workers']}; OMP_NUM_THREADS "
             f"{results['threads']}\nmodel: {results['model']}; "
             f"train --epochs 1; unlearn {results['unlearn']}")
-    return "\n\n".join([head, table(rows), table(rows2)])
+    return "\n\n".join([head, table(rows), table(rows2), table(rows3)])
 
 
 def main() -> None:
@@ -304,6 +348,7 @@ def main() -> None:
                "repeats": args.repeats}
     results["memory"] = bench_memory(sizes, image, args.method)
     results["throughput"] = bench_throughput(data, args.repeats)
+    results["heap"] = bench_heap(Path(results["memory"][str(sizes[0])]["tree"]))
     print(report(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

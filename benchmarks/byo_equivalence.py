@@ -48,6 +48,15 @@ def split_doc(run: Path) -> dict:
     return json.loads((run / "split.json").read_text())
 
 
+def weight_gap(a: Path, b: Path) -> float:
+    """The largest absolute difference between the two runs' weights (0.0: bit-identical)."""
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return max(float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0
+               for k in wa)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=Path("/tmp/dau-fmnist-imagefolder"))
@@ -99,6 +108,9 @@ def main() -> None:
           f"dau {dau.__version__}; ResNet-18 width {args.width}, {args.epochs} epochs, DAU 1 "
           f"epoch with 50 attacker iterations, request of {args.request_size} PNG files")
     a, b = rows["in memory"], rows["imagefolder"]
+    for tag in ("original", "dau"):
+        gap = weight_gap(args.out / f"memory-{tag}", args.out / f"folder-{tag}")
+        a[f"{tag} weights max diff"], b[f"{tag} weights max diff"] = 0.0, gap
     print(f"{'':22} {'in memory':>34} {'imagefolder':>34}  same")
     for key in a:
         va, vb = a[key], b[key]

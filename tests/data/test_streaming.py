@@ -15,6 +15,8 @@ from dau.data import StreamData, from_torch, image_folder, iterate_batches, load
 from dau.data.fingerprints import dataset_fingerprints
 from dau.data.formats import write_image_folder
 from dau.data.splits import plan_split
+from dau.data.streaming import DecodedImages
+from dau.data.types import channel_stats
 from dau.errors import ConfigError, DataError
 
 
@@ -173,7 +175,7 @@ def test_fingerprints_of_files_are_cached_until_a_file_changes(memory, tmp_path,
     tree = write_image_folder(tmp_path / "tree", memory)
     first = image_folder(tree, workers=0)
     fps = first.train.fingerprints()
-    cached = list((tmp_path / "cache" / "dau" / "fingerprints").glob("*.npy"))
+    cached = list((tmp_path / "cache" / "dau" / "fingerprints").glob("*.npz"))
     assert len(cached) == 1
     assert np.array_equal(image_folder(tree, workers=0).train.subset([4, 2]).fingerprints(),
                           fps[[4, 2]])
@@ -181,6 +183,22 @@ def test_fingerprints_of_files_are_cached_until_a_file_changes(memory, tmp_path,
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(victim)
     changed = image_folder(tree, workers=0).train.fingerprints()
     assert not np.array_equal(changed[0], fps[0]) and np.array_equal(changed[1:], fps[1:])
+
+
+def test_normalisation_of_a_tree_is_exact_and_comes_from_the_cached_pass(
+        memory, tmp_path, monkeypatch) -> None:
+    """The statistics are those of every training pixel (as for the same pixels in memory),
+    from the one decoding pass that fingerprints, so a second load decodes nothing."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = write_image_folder(tmp_path / "tree", memory)
+    streamed = image_folder(tree, workers=0)
+    assert (streamed.info.mean, streamed.info.std) == channel_stats(memory.train.images)
+    again = image_folder(tree, workers=0)
+    monkeypatch.setattr(DecodedImages, "__getitem__", lambda *_: pytest.fail("decoded again"))
+    assert again.info.mean == streamed.info.mean and len(again.train.fingerprints()) == len(memory.train)
+    view = again.train.subset(torch.arange(10))
+    monkeypatch.undo()
+    assert view.stats() == channel_stats(memory.train.images[:10])
 
 
 def test_an_exported_tree_keeps_labels_whose_names_do_not_sort(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from dau.data.streaming import StreamData
 from dau.data.types import DatasetInfo, ImageData, as_index, describe
 from dau.errors import DataError
 
-__all__ = ["augment", "iterate_batches", "to_device"]
+__all__ = ["augment", "iterate_batches", "to_device", "to_float"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def augment(
         )
     if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0:
         raise DataError(f"augment: crop_padding must be an integer ≥ 0; got {crop_padding!r}")
-    return _to_float(_crop_flip(batch_u8, crop_padding, bool(hflip), generator))
+    return to_float(_crop_flip(batch_u8, crop_padding, bool(hflip), generator))
 
 
-def _to_float(batch: torch.Tensor) -> torch.Tensor:
+def to_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 pixels to float32 in [0, 1]; a float batch (a source's transform made it) as is."""
     if batch.dtype != torch.uint8:
         return batch.to(torch.float32)
@@ -126,8 +126,9 @@ def iterate_batches(
     flip = bool(info.hflip) if (augment and info is not None) else False
     if isinstance(data, StreamData):
         return (
-            (_to_float(_crop_flip(images, padding, flip, generator)), labels)
-            for images, labels in data.read(idx, batch_size, device=target, drop_last=drop_last)
+            (to_float(_crop_flip(images, padding, flip, generator)), labels)
+            for images, labels in data.read(idx, batch_size, device=target, drop_last=drop_last,
+                                            floats=target.type == "cpu")
         )
     return _batches(data, idx, batch_size, target, padding, flip, generator, drop_last)
 
@@ -142,7 +143,7 @@ def _batches(
         chunk = idx[start:start + batch_size]
         images = data.images.index_select(0, chunk).to(target, non_blocking=True)
         labels = data.labels.index_select(0, chunk).to(target, non_blocking=True)
-        yield _to_float(_crop_flip(images, padding, flip, generator)), labels
+        yield to_float(_crop_flip(images, padding, flip, generator)), labels
 
 
 def to_device(

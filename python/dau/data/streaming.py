@@ -19,7 +19,9 @@ as on in-memory data. Sources:
 Images are decoded with Pillow to ``uint8`` ``C×H×W`` pixels, exactly what in-memory data
 holds, so augmentation, batches and fingerprints are the same for a sample whether it is read
 from an array or from a lossless file. A ``transform`` (PIL image → tensor) replaces that
-decoding for the batches; fingerprints always hash the decoded pixels.
+decoding for the batches; fingerprints always hash the decoded pixels. Without a
+transform, the normalisation is the exact per-channel mean and std of the training pixels,
+from the same cached pass as the fingerprints: an exported dataset normalises as the original.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -46,8 +48,6 @@ __all__ = ["DecodedImages", "StreamData", "default_workers", "file_list", "from_
            "image_folder"]
 
 log = logging.getLogger(__name__)
-
-_STATS_SAMPLES = 2048  # images the normalisation statistics are estimated from
 
 
 def default_workers() -> int:
@@ -80,6 +80,7 @@ class StreamData:
         self._all_labels = labels
         self.positions = np.arange(len(labels), dtype=np.int64) if positions is None else positions
         self.workers = default_workers() if workers is None else workers
+        self._memo: dict[str, Scan] = {}  # shared by this part's views
 
     @property
     def labels(self) -> torch.Tensor:
@@ -91,19 +92,26 @@ class StreamData:
     def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> StreamData:
         """The samples at ``indices`` (positions in this part, in that order)."""
         idx = as_index(indices, len(self), torch.device("cpu"), what="subset indices").numpy()
-        return StreamData(self.samples, self._all_labels, shape=self.shape, raw=self.raw,
+        view = StreamData(self.samples, self._all_labels, shape=self.shape, raw=self.raw,
                           positions=self.positions[idx], workers=self.workers)
+        view._memo = self._memo
+        return view
 
     def read(self, order: torch.Tensor, batch_size: int, *, device: torch.device,
-             drop_last: bool = False, raw: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+             drop_last: bool = False, raw: bool = False,
+             floats: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(images, labels)`` batches at positions ``order`` (of this part), on ``device``:
-        images as the samples give them (``uint8`` pixels unless a transform makes floats)."""
+        images as the samples give them (``uint8`` pixels unless a transform makes floats),
+        or, with ``floats``, as ``float32`` in [0, 1], converted by the workers (the batch
+        then arrives in shared memory: converting each in this process fragments its heap
+        between the workers' deliveries, which grew it by ~400 MiB per pass over 10,000
+        64×64 images)."""
         where = self.positions[order.cpu().numpy()]
         total = len(where)
         stop = total - total % batch_size if drop_last else total
         chunks = [where[s:s + batch_size].tolist() for s in range(0, stop, batch_size)]
         source = self._pixels() if raw else self.samples
-        collate = _Collate(self.shape, raw=raw)
+        collate = _Collate(self.shape, raw=raw, floats=floats and not raw)
         workers = self.workers if len(chunks) > 1 else 0  # one batch: no worker start-up
         loader = DataLoader(source, batch_sampler=chunks, num_workers=workers,
                             collate_fn=collate, pin_memory=device.type == "cuda",
@@ -116,26 +124,53 @@ class StreamData:
         return self.raw if self.raw is not None else self.samples
 
     def fingerprints(self, batch_size: int = 256) -> np.ndarray:
-        """The fingerprints ``[N, 16]`` of the decoded pixels, in position order.
+        """The fingerprints ``[N, 16]`` of the decoded pixels, in position order (see
+        :meth:`scan`)."""
+        return self.scan(batch_size).fingerprints[self.positions]
 
-        Image files are decoded once: their fingerprints are cached under
-        ``$XDG_CACHE_HOME/dau/fingerprints/``, keyed by every file's path, size and
-        modification time (and the decoding mode and size), so a changed file is re-read.
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std on [0, 1] of this part's decoded pixels, exact (the
+        same as :func:`~dau.data.types.channel_stats` of the pixels in memory)."""
+        scan = self.scan()
+        if len(self.positions) == len(self._all_labels):
+            sums, squares, count = scan.sums, scan.squares, len(self.positions)
+        else:  # a view: its own pixels
+            pixels = self.materialize().images
+            return channel_stats(pixels) if len(pixels) else _unit(self.shape[0])
+        return _moments(sums, squares, count * self.shape[1] * self.shape[2], self.shape[0])
+
+    def scan(self, batch_size: int = 256) -> Scan:
+        """One pass over every sample of the source (all positions, not just this view's):
+        fingerprints and exact pixel sums. Image files are decoded once: the result is
+        cached under ``$XDG_CACHE_HOME/dau/fingerprints/``, keyed by every file's path, size
+        and modification time (and the decoding mode and size), so a changed file is re-read.
         """
         from dau.data.fingerprints import fingerprint_images
 
+        if "scan" in self._memo:
+            return self._memo["scan"]
         cache = _cache_file(self._pixels())
         if cache is not None and cache.exists():
-            every = np.load(cache)
-        else:
-            whole = StreamData(self.samples, self._all_labels, shape=self.shape, raw=self.raw,
-                               workers=self.workers)
-            parts = [fingerprint_images(x) for x, _ in whole.read(
-                torch.arange(len(whole)), batch_size, device=torch.device("cpu"), raw=True)]
-            every = np.concatenate(parts) if parts else np.zeros((0, 16), np.uint8)
-            if cache is not None:
-                _save_cache(cache, every)
-        return every[self.positions]
+            with np.load(cache) as saved:
+                found = Scan(saved["fingerprints"], saved["sums"], saved["squares"])
+            self._memo["scan"] = found
+            return found
+        whole = StreamData(self.samples, self._all_labels, shape=self.shape, raw=self.raw,
+                           workers=self.workers)
+        c = self.shape[0]
+        parts, sums, squares = [], torch.zeros(c, dtype=torch.int64), torch.zeros(c, dtype=torch.int64)
+        for x, _ in whole.read(torch.arange(len(whole)), batch_size, device=torch.device("cpu"),
+                               raw=True):
+            parts.append(fingerprint_images(x))
+            sums += x.sum(dim=(0, 2, 3), dtype=torch.int64)
+            wide = x.to(torch.int32)
+            squares += wide.mul_(wide).sum(dim=(0, 2, 3), dtype=torch.int64)
+        every = np.concatenate(parts) if parts else np.zeros((0, 16), np.uint8)
+        found = Scan(every, sums.numpy(), squares.numpy())
+        if cache is not None:
+            _save_cache(cache, found)
+        self._memo["scan"] = found
+        return found
 
     def materialize(self) -> ImageData:
         """The part in memory as :class:`ImageData` (decoded pixels)."""
@@ -145,6 +180,31 @@ class StreamData:
             return ImageData(torch.zeros((0, *self.shape), dtype=torch.uint8),
                              torch.zeros(0, dtype=torch.int64))
         return ImageData(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+
+
+class Scan(NamedTuple):
+    """What one pass over a source's pixels gives: fingerprints ``[N, 16]`` and, per channel,
+    the sum of the pixel values and of their squares (exact integers)."""
+
+    fingerprints: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+
+
+def _unit(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (0.0,) * channels, (1.0,) * channels
+
+
+def _moments(sums: np.ndarray, squares: np.ndarray, count: int,
+             channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std on [0, 1] from exact sums over ``count`` values per channel, rounded
+    as :func:`~dau.data.types.channel_stats` rounds."""
+    if count == 0:
+        return _unit(channels)
+    mean = [int(s) / count for s in sums]
+    var = [max(int(q) / count - m * m, 0.0) for q, m in zip(squares, mean, strict=True)]
+    return (tuple(round(m / 255.0, 4) for m in mean),
+            tuple(round(max(v ** 0.5 / 255.0, 1e-4), 4) for v in var))
 
 
 def _cache_file(pixels: Any) -> Path | None:
@@ -159,16 +219,16 @@ def _cache_file(pixels: Any) -> Path | None:
     for path in pixels.paths:
         st = os.stat(path)
         digest.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return default_cache_dir().parent / "fingerprints" / f"{digest.hexdigest()[:32]}.npy"
+    return default_cache_dir().parent / "fingerprints" / f"{digest.hexdigest()[:32]}.npz"
 
 
-def _save_cache(path: Path, fingerprints: np.ndarray) -> None:
+def _save_cache(path: Path, scan: Scan) -> None:
     from dau._atomic import atomic_write
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as fh:
-            np.save(fh, fingerprints)
+            np.savez(fh, **scan._asdict())
     except OSError as exc:  # a read-only cache only costs the next command a re-read
         log.info("could not cache fingerprints in %s: %s", path, exc)
 
@@ -176,8 +236,8 @@ def _save_cache(path: Path, fingerprints: np.ndarray) -> None:
 class _Collate:
     """Stacks a batch of samples, checking each is an image tensor of the part's shape."""
 
-    def __init__(self, shape: tuple[int, ...], *, raw: bool) -> None:
-        self.shape, self.raw = shape, raw
+    def __init__(self, shape: tuple[int, ...], *, raw: bool, floats: bool = False) -> None:
+        self.shape, self.raw, self.floats = shape, raw, floats
 
     def __call__(self, items: list[Any]) -> torch.Tensor:
         images = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
@@ -192,7 +252,12 @@ class _Collate:
             if self.raw and image.dtype != torch.uint8:
                 raise DataError(f"fingerprints need uint8 pixels; the samples are {image.dtype} "
                                 "(give the source the decoded images as its raw samples)")
-        return torch.stack(images)
+        batch = torch.stack(images)
+        if self.floats:
+            from dau.data.loaders import to_float
+
+            return to_float(batch)
+        return batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,16 +321,6 @@ def _check_images(paths: Sequence[str], size: tuple[int, int] | None,
     return ("L" if gray else "RGB"), (size or next(iter(sizes)))
 
 
-def _stats(data: StreamData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on [0, 1] from up to ``_STATS_SAMPLES`` evenly spaced images."""
-    n = len(data)
-    if n == 0:
-        return (0.0,) * data.shape[0], (1.0,) * data.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(n, _STATS_SAMPLES)).round().astype(np.int64))
-    images = data.subset(picks).materialize().images
-    return channel_stats(images)
-
-
 def _files_dataset(name: str, source: str, classes: Sequence[str],
                    train: tuple[list[str], list[int]], test: tuple[list[str], list[int]], *,
                    size: tuple[int, int] | None, channels: int, transform: Callable[[Any], Any] | None,
@@ -287,10 +342,10 @@ def _files_dataset(name: str, source: str, classes: Sequence[str],
             for part in parts:
                 part.shape = tuple(probe.shape)
     shape = parts[0].shape
-    if transform is None:
-        mean, std = _stats(parts[0])
+    if transform is None:  # exact, from the pass that also fingerprints (cached)
+        mean, std = parts[0].stats()
     else:  # the transform owns normalisation: dau's models must not add their own
-        mean, std = (0.0,) * shape[0], (1.0,) * shape[0]
+        mean, std = _unit(shape[0])
     info = DatasetInfo(name=name, num_classes=len(classes), channels=shape[0], height=shape[1],
                        width=shape[2], mean=mean, std=std, class_names=tuple(classes),
                        hflip=hflip, crop_padding=crop_padding, source=source)
