@@ -28,16 +28,19 @@ SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numer
 # the batch's statistics (the reference) or the running ones (the deployed model).
 ADVERSARIAL_BN = ("batch", "running")
 ADVERSARIAL_TARGETS = ("both", "forget")
+STOP_RULES = ("fixed", "measured")
 UNLEARN_SCHEDULES = ("constant", "cosine")
 # How an unlearning run behaves where neither its options nor its dataset's measured
 # defaults say otherwise: as the reference (spec §1.2, §8).
 REFERENCE_BEHAVIOUR: dict[str, Any] = dict(
-    schedule="constant", adversarial_targets="both", adversarial_every=1, adv_weight=0.9)
+    schedule="constant", adversarial_targets="both", adversarial_every=1, adv_weight=0.9,
+    stop_rule="fixed")
 # The options whose value --reference-compat requires: the reference's, and what it does.
 REFERENCE_COMPAT_FIELDS: dict[str, tuple[Any, str]] = {
     "adversarial_bn": ("batch", "normalises with batch statistics"),
     "adversarial_targets": ("both", "trains through the validation passes too"),
     "adversarial_every": (1, "runs the adversarial branch on every step"),
+    "stop_rule": ("fixed", "stops at fixed step and epoch counts"),
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -233,6 +236,12 @@ class UnlearnConfig:
     # DAU
     stop_iter: int | None = None
     stop_lr: float | None = None
+    # when the adversarial branch and the run stop: "fixed" (stop_iter, epochs: the
+    # reference) or "measured" (dau.methods.stopping: the forget accuracy at its target,
+    # then the retain accuracy back, over stop_window steps; epochs a cap)
+    stop_rule: str | None = None
+    stop_window: int = 10
+    stop_tolerance: float = 0.02
     noise_copies: int = 10
     sigma: float = 1e-3
     sensitivity: str = "fd"
@@ -265,6 +274,11 @@ class UnlearnConfig:
             raise ConfigError(f"--stop-iter: expected a non-negative step count, got {self.stop_iter}")
         if self.stop_lr is not None:
             _positive("stop_unlearn_lr", self.stop_lr)
+        if self.stop_window < 1:
+            raise ConfigError(f"--stop-window: expected at least 1 step, got {self.stop_window}")
+        if not 0.0 <= self.stop_tolerance < 1.0:
+            raise ConfigError("--stop-tolerance: expected an accuracy difference in [0, 1), "
+                              f"got {self.stop_tolerance}")
         if self.noise_copies < 1:
             raise ConfigError(f"--noise-copies: expected at least 1, got {self.noise_copies}")
         for name in ("sigma", "attacker_lr"):
@@ -282,7 +296,8 @@ class UnlearnConfig:
             raise ConfigError(f"--seed: expected a non-negative integer, got {self.seed}")
         for name, choices in (("kernels", KERNELS), ("sensitivity", SENSITIVITY),
                               ("adversarial_bn", ADVERSARIAL_BN), ("schedule", UNLEARN_SCHEDULES),
-                              ("adversarial_targets", ADVERSARIAL_TARGETS)):
+                              ("adversarial_targets", ADVERSARIAL_TARGETS),
+                              ("stop_rule", STOP_RULES)):
             if getattr(self, name) is not None:
                 _choice(name, getattr(self, name), choices)
         if self.reference_compat:  # what the reference does, which these options change

@@ -220,7 +220,7 @@ def test_behaviour_defaults_are_per_dataset_then_the_reference_s():
         return {k: getattr(c, k) for k in REFERENCE_BEHAVIOUR}
 
     recipe = dict(schedule="cosine", adversarial_targets="forget", adversarial_every=3,
-                  adv_weight=3.0)
+                  adv_weight=3.0, stop_rule="fixed")
     assert behaviour(resolve(UnlearnConfig(), "fashion-mnist", False)) == recipe
     # datasets and modes without measured behaviour run as the reference, FT too
     for dataset, classwise, method in (("fashion-mnist", True, "dau"), ("cifar10", False, "dau"),

@@ -41,6 +41,19 @@ __all__ = ["unlearn"]
               help="Class-wise DAU: step after which β = 0 and the adversarial branch stops.")
 @click.option("--stop-unlearn-lr", "stop_lr", type=float, default=None,
               help="Class-wise DAU: learning rate after --stop-iter.")
+@click.option("--stop-rule", type=click.Choice(["fixed", "measured"]), default=None,
+              help="DAU: when the adversarial branch and the run stop. fixed: at --stop-iter "
+              "(class-wise) and after --epochs (the reference); measured: the adversarial "
+              "branch stops once the forget batches' accuracy is at its target (class-wise: "
+              "0; random: the validation batches') and the run "
+              "once the retain batches' accuracy is back at the original's, each over "
+              "--stop-window steps within --stop-tolerance; --epochs is then a cap "
+              "(default: per dataset and mode, else fixed).")
+@click.option("--stop-window", type=int, default=_D.stop_window, show_default=True,
+              help="--stop-rule measured: steps each running mean is taken over.")
+@click.option("--stop-tolerance", type=float, default=_D.stop_tolerance, show_default=True,
+              help="--stop-rule measured: how close to its target an accuracy must come "
+              "(a fraction: 0.02 is 2 points).")
 @click.option("--attacker", type=click.Path(exists=True), default=None,
               help="A pretrained attacker (.safetensors, or a run directory holding one).")
 @click.option("--attacker-iters", "attacker_pretrain_iters", type=int,

@@ -277,6 +277,7 @@ VAL_SALT = 0x5641_4C49_4441_0002
 NOISE_SALT = 0x4E01
 PRETRAIN_NOISE_SALT = 0x4E02
 DROPOUT_SALT = 0xD20
+BASELINE_SALT = 0xBA5E  # the retain batches the measured stopping rule's target comes from
 
 
 def draw_batch(n: int, batch_size: int, seed: int, salt: int, step: int) -> torch.Tensor:
@@ -391,8 +392,10 @@ def check_inputs(ctx: Any, config: Any) -> None:
         raise ConfigError("DAU needs a non-empty forget set")
     if len(ctx.plan.val) < 2:
         raise ConfigError("DAU needs a validation set of at least 2 samples; raise --val-fraction")
-    if ctx.classwise and (config.stop_iter is None or config.stop_lr is None):
-        raise ConfigError("class-wise DAU needs --stop-iter and --stop-unlearn-lr")
+    if ctx.classwise and config.filled().stop_rule == "fixed" and (
+            config.stop_iter is None or config.stop_lr is None):
+        raise ConfigError("class-wise DAU with --stop-rule fixed needs --stop-iter and "
+                          "--stop-unlearn-lr")
 
 
 @dataclass
@@ -455,6 +458,7 @@ class DauStep:
         x_r, y_r = retain
         logits, _ = self.defender(x_r)
         loss_r = F.cross_entropy(logits, y_r)
+        record["retain_batch_acc"] = float((logits.detach().argmax(1) == y_r).float().mean())
         loss = loss_r
         if loss_adv is not None and loss_bt is not None:
             loss = loss_r + beta * (config.bt_weight * loss_bt + config.adv_weight * loss_adv)
@@ -494,6 +498,7 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     step, adversarial_steps = (int(saved[k]) if saved else 0 for k in ("step", "adversarial_steps"))
     ctx.defender.train()
     attacker.train()
+    stopper = _stopper(ctx, config, retain, saved)
     total = config.epochs * steps_per_epoch(len(retain), config.batch_size)
     bar = ctx.bar(total, "unlearning (dau)", initial=step)
     batches = EpochBatches(ctx, ctx.plan.retain, epochs=config.epochs,
@@ -501,10 +506,12 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
                            start=saved["batches"] if saved else None)
     for epoch, _, retain_batch in batches:
         step += 1
-        stopped = ctx.classwise and step > config.stop_iter
+        stopped = (not stopper.adversarial if stopper is not None
+                   else ctx.classwise and step > config.stop_iter)
         # β as applied: 0 after the class-wise stop and on the steps between adversarial ones
         beta = 0.0 if stopped or (step - 1) % config.adversarial_every else 1.0
-        lr = set_lr(defender_opt, config.schedule, config.stop_lr if stopped else config.lr,
+        lr = set_lr(defender_opt, config.schedule,
+                    config.stop_lr if stopped and config.stop_lr is not None else config.lr,
                     step, total)
         record: dict[str, Any] = {"phase": "unlearn", "epoch": epoch + 1, "step": step,
                                   "beta": beta, "lr": lr}
@@ -517,15 +524,52 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
             adversarial_steps += 1
         record.update(step_once(retain_batch, pair, beta, f"step {step} (epoch {epoch + 1})"))
         ctx.record(record)
-        if step < total:
-            ctx.checkpoint(players, {"phase": "unlearn", "step": step,
-                                     "adversarial_steps": adversarial_steps},
-                           batches=batches, extra=partial(_streams, ctx, gen, step_once.noise),
+        done = stopper is not None and stopper.observe(step, record)
+        if step < total and not done:
+            counters = {"phase": "unlearn", "step": step, "adversarial_steps": adversarial_steps}
+            if stopper is not None:
+                counters["stopper"] = stopper.state()
+            ctx.checkpoint(players, counters, batches=batches,
+                           extra=partial(_streams, ctx, gen, step_once.noise),
                            due=batches.epoch_done)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if done:
+            break
     bar.close()
-    return {"steps": step, "adversarial_steps": adversarial_steps}
+    stopping = stopper.summary(step) if stopper is not None else {"rule": "fixed"}
+    if stopper is not None and stopper.repaired_at is None:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the run reached its cap of %d epochs before %s (--stop-rule measured; window "
+            "means at the end: %s); raise --epochs or --lr", config.epochs,
+            "forgetting" if stopper.forgotten_at is None else "the retain accuracy was back",
+            stopping["window_means"])
+    return {"steps": step, "adversarial_steps": adversarial_steps, "stopping": stopping}
+
+
+def _stopper(ctx: Any, config: Any, retain: Any, saved: dict[str, Any] | None) -> Any:
+    """The measured stopping rule (None with ``stop_rule="fixed"``); a new one measures the
+    original's accuracy on ``stop_window`` augmented retain batches first (no update)."""
+    from dau.methods.stopping import MeasuredStop
+
+    if config.stop_rule != "measured":
+        return None
+    shape = dict(classwise=ctx.classwise, window=config.stop_window,
+                 tolerance=config.stop_tolerance)
+    if saved is not None:
+        return MeasuredStop.from_state(saved["stopper"], **shape)
+    gen = _generator(ctx.device, config.seed, BASELINE_SALT)
+    correct = seen = 0
+    with torch.no_grad(), frozen_bn_stats(ctx.defender):
+        for k in range(config.stop_window):
+            pos = draw_batch(len(retain), config.batch_size, config.seed, BASELINE_SALT, k + 1)
+            x, y = _batch(ctx, retain, pos, augment=True, generator=gen)
+            logits, _ = ctx.defender(x)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += int(y.shape[0])
+    return MeasuredStop(retain_target=correct / max(seen, 1), **shape)
 
 
 def _streams(ctx: Any, gen: torch.Generator, noise: NoiseStream) -> dict[str, Any]:

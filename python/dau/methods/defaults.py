@@ -73,6 +73,8 @@ def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
                  _FALLBACK_DATASET, name)
         table = DEFAULTS[(config.method, _FALLBACK_DATASET, mode)]
     changes = {k: v for k, v in table.items() if getattr(config, k) is None}
+    if (config.stop_rule or table.get("stop_rule")) == "measured":
+        changes.pop("stop_iter", None)  # the measured rule decides when the branch stops
     resolved = config.replace(**changes).filled()
     if resolved.lr is None or resolved.epochs is None:
         raise ConfigError(f"method {config.method!r} has no default learning rate and epochs; "
