@@ -44,6 +44,8 @@ CASES = {
     "dau-class": (dict(epochs=2, stop_iter=10, stop_lr=0.005, schedule="cosine"), "class:1"),
     "dau-random": (dict(epochs=2, adversarial_every=2), "random:10%"),
     "ft": (dict(method="ft", epochs=2), "random:10%"),
+    # the baselines (tests/methods/test_baselines.py): their own states resume too
+    "retrain": (dict(method="retrain", epochs=2, lr=0.05), "random:10%"),
 }
 
 

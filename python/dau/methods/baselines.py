@@ -2,6 +2,9 @@
 
 * ``ft``: fine-tune on the retain set with cross-entropy;
 * ``ga``: gradient ascent on the forget set (minimise −CE).
+
+The other baselines have a module each (``docs/methods/``); all step through
+:class:`dau.methods.steps.StepLoop`.
 """
 
 from __future__ import annotations
@@ -10,48 +13,21 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from dau.methods._registry import (
-    EpochBatches,
-    UnlearnContext,
-    check_finite,
-    register_method,
-    set_lr,
-    steps_per_epoch,
-)
+from dau.methods._registry import UnlearnContext, register_method
+from dau.methods.steps import Batch, StepLoop, need_forget
 
 __all__ = ["fine_tune", "gradient_ascent"]
 
 
 def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc: str) -> dict[str, Any]:
     config = config.filled()
-    indices = getattr(ctx.plan, set_name)
-    optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay, kernels=config.kernels)
-    players = {"defender": ctx.defender, "optimizer": optimizer}
-    saved = ctx.restore("unlearn", players)
-    step = int(saved["step"]) if saved else 0
-    ctx.defender.train()
-    total = config.epochs * steps_per_epoch(len(indices), config.batch_size)
-    bar = ctx.bar(total, desc, initial=step)
-    batches = EpochBatches(ctx, indices, epochs=config.epochs, batch_size=config.batch_size,
-                           seed=config.seed, augment=True, start=saved["batches"] if saved else None)
-    for epoch, _, (x, y) in batches:
-        step += 1
-        lr = set_lr(optimizer, config.schedule, config.lr, step, total)
-        logits, _ = ctx.defender(x)
-        loss = sign * F.cross_entropy(logits, y)
-        check_finite(loss, f"step {step} (epoch {epoch + 1})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "lr": lr,
-                    "loss": loss.item()})
-        if step < total:
-            ctx.checkpoint(players, {"phase": "unlearn", "step": step}, batches=batches,
-                           due=batches.epoch_done)
-        bar.update(1)
-    bar.close()
-    return {"steps": step}
+    loop = StepLoop(ctx, config, desc)
+
+    def step_loss(batch: Batch) -> tuple[Any, dict[str, Any]]:
+        logits, _ = ctx.defender(batch.x)
+        return sign * F.cross_entropy(logits, batch.y), {}
+
+    return loop.run(loop.epochs(getattr(ctx.plan, set_name)), step_loss)
 
 
 @register_method("ft")
@@ -63,8 +39,5 @@ def fine_tune(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
 @register_method("ga")
 def gradient_ascent(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
     """Gradient ascent on the forget set."""
-    if len(ctx.plan.forget) == 0:
-        from dau.errors import ConfigError
-
-        raise ConfigError("--method ga needs a non-empty forget set")
+    need_forget(ctx, "ga")
     return _descend(ctx, config, "forget", -1.0, "unlearning (ga)")

@@ -18,12 +18,15 @@ either way). Behaviour fields no table sets take the reference's values
 (:data:`dau.config.REFERENCE_BEHAVIOUR`); with ``--reference-compat``, a dataset whose
 defaults depart from the reference's behaviour runs the CIFAR-10 seed command's. FT and GA
 use the Unlearn-Sparse README's values (spec §6): FT lr 0.01 × 10 epochs; GA lr 1e-4 × 5
-epochs.
+epochs. The other baselines' values and their sources are in the table's comments and in
+``docs/methods/``; retrain follows the original model's own training recipe when it is known
+(``resolve(training=...)``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from dau.config import REFERENCE_COMPAT_FIELDS, UnlearnConfig
@@ -48,7 +51,11 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
                                                    schedule="cosine"),
     ("ft", "*", "*"): dict(lr=0.01, epochs=10),
     ("ga", "*", "*"): dict(lr=1e-4, epochs=5),
+    # dau train's recipe (TrainConfig: the reference's pretraining, spec §4.2); the original's
+    # own lr, epochs and schedule replace these where its run is known
+    ("retrain", "*", "*"): dict(lr=0.1, epochs=182, schedule="multistep"),
 }
+_FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,11 @@ def _departs(table: dict[str, Any]) -> bool:
 
 
 def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
-            sparse: bool = False) -> UnlearnConfig:
+            sparse: bool = False, training: Mapping[str, Any] | None = None) -> UnlearnConfig:
     """Fill the unset (None) fields of ``config`` from the defaults table (a pruned model's
-    ``MODE-sparse`` entry first, where measured), then from the reference's behaviour."""
+    ``MODE-sparse`` entry first, where measured), then from the reference's behaviour.
+    ``training`` is the original model's training config: retrain's lr, epochs and schedule
+    default to its own."""
     mode = "class" if classwise else "random"
     name = dataset.split(":")[0]
     modes = [f"{mode}-sparse", mode] if sparse else [mode]
@@ -72,6 +81,8 @@ def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
         log.info("--reference-compat: using the %s seed command's defaults, not %s's",
                  _FALLBACK_DATASET, name)
         table = DEFAULTS[(config.method, _FALLBACK_DATASET, mode)]
+    if config.method == "retrain" and training:
+        table = {**table, **{k: training[k] for k in _FROM_TRAINING if k in training}}
     changes = {k: v for k, v in table.items() if getattr(config, k) is None}
     resolved = config.replace(**changes).filled()
     if resolved.lr is None or resolved.epochs is None:
