@@ -12,6 +12,19 @@ from dau.errors import ConfigError
 pytestmark = pytest.mark.cpu_kernels  # make test runs it again on the AVX2 path
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """An original that fits and generalises (95 % test accuracy), so that what a method does
+    to the forget set stands out from what fine-tuning does."""
+    from dau.config import TrainConfig
+    from dau.training import train
+
+    root = tmp_path_factory.mktemp("trained")
+    config = TrainConfig(dataset=SYNTH, width=0.125, epochs=12, batch_size=32, lr=0.1,
+                         device="cpu")
+    return train(config, runs_dir=root, out=root / "original", progress=False)
+
+
 def weights(run):
     from dau.checkpoint import load_run
 
@@ -121,3 +134,111 @@ def test_multistep_is_retrain_s_schedule_only():
     with pytest.raises(ConfigError, match=r"multistep .* only --method retrain.* got --method ft"):
         UnlearnConfig(method="ft", schedule="multistep")
     UnlearnConfig(method="retrain", schedule="multistep")
+
+
+# ------------------------------------------------------------------------- rl, salun --
+
+def forget_scores(model, ctx):
+    """The model's accuracy on the forget set and its mean probability of the true labels."""
+    from dau.data.loaders import iterate_batches
+
+    model.eval()
+    with torch.no_grad():
+        x, y = next(iterate_batches(ctx.train, ctx.plan.forget, 10_000, augment=False))
+        probs = model(x)[0].softmax(1)
+    return (probs.argmax(1) == y).float().mean().item(), probs[torch.arange(len(y)), y].mean().item()
+
+
+def unlearned(trained, method, forget, **settings):
+    """A fresh context on ``trained``, after ``method`` ran in it."""
+    from dau.methods import get_method
+
+    ctx = context(trained, forget)
+    get_method(method)(ctx, resolved(method, forget, **settings))
+    return ctx
+
+
+@pytest.mark.parametrize("method", ["rl", "salun"])
+def test_random_labels_move_forget_predictions_off_their_labels(trained, method):
+    for forget in ("random:10%", "class:1"):
+        ctx = context(trained, forget)
+        accuracy, probability = forget_scores(ctx.defender, ctx)
+        ft = forget_scores(unlearned(trained, "ft", forget, lr=0.01).defender, ctx)
+        after = forget_scores(unlearned(trained, method, forget, lr=0.01).defender, ctx)
+        assert after[1] < min(0.95 * probability, ft[1]), (forget, probability, ft, after)
+        if forget.startswith("class"):  # a whole class: its predictions leave it
+            assert after[0] < accuracy - 0.2 and ft[0] >= accuracy - 0.05, (accuracy, ft, after)
+
+
+def test_random_labels_are_other_classes_drawn_again_each_epoch(trained):
+    from dau.methods.rl import RandomLabels
+    from dau.methods.steps import Batch
+
+    ctx = context(trained, "random:20%")
+    labels = RandomLabels(ctx, seed=1)
+    train = ctx.plan.train
+    y = ctx.train.labels[train]
+    forget = torch.isin(torch.as_tensor(train), torch.as_tensor(ctx.plan.forget))
+    epochs = [labels.labels(Batch(epoch, None, y, train)) for epoch in (0, 1)]
+    for new in epochs:
+        assert torch.equal(new[~forget], y[~forget])  # the retain samples keep theirs
+        assert (new[forget] != y[forget]).all() and set(new[forget].tolist()) == {0, 1, 2, 3}
+    assert not torch.equal(*epochs)
+    assert torch.equal(epochs[0], RandomLabels(ctx, seed=1).labels(Batch(0, None, y, train)))
+
+
+@pytest.mark.parametrize("pruned", [False, True], ids=["dense", "pruned"])
+def test_salun_leaves_the_weights_outside_its_mask_bit_identical(trained, pruned):
+    from dau.methods.rl import saliency_masks, salun
+
+    model = trained.load_model()
+    masks = half_masks(model) if pruned else None
+    ctx = context(trained, "class:1", model=model, masks=masks)
+    config = resolved("salun", "class:1", lr=0.05)
+    assert (config.momentum, config.weight_decay) == (0.9, 5e-4)
+    free = saliency_masks(ctx, config, 0.5)
+    total = sum(m.numel() for m in free.values())
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    summary = salun(ctx, config)
+    changed = 0
+    for name, p in model.named_parameters():
+        assert torch.equal(p[~free[name]], before[name][~free[name]]), name
+        changed += int((p != before[name]).sum())
+        if masks and name in masks:
+            assert not free[name][masks[name] == 0].any(), name
+    assert changed > 0.2 * total
+    if pruned:
+        assert_pruned_stay_zero(model, masks)
+    else:
+        assert summary["free_fraction"] == pytest.approx(0.5, abs=1e-4)
+        assert sum(int(m.sum()) for m in free.values()) == int(0.5 * total)
+
+
+# -------------------------------------------------------------- settings and forget sets --
+
+IN_0_1 = r"expected a number in \(0, 1\]"
+BAD_SETTINGS = [  # (method, setting, value, what the error says after the option's name)
+    ("salun", "salun_fraction", 0.0, rf"{IN_0_1}, got 0\.0"),
+    ("salun", "salun_fraction", 1.5, rf"{IN_0_1}, got 1\.5"),
+    ("rl", "salun_fraction", 0.5, "applies to --method salun only; got --method rl"),
+]
+
+
+@pytest.mark.parametrize(("method", "name", "value", "message"), BAD_SETTINGS,
+                         ids=[f"{m}-{n}={v}" for m, n, v, _ in BAD_SETTINGS])
+def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, name, value,
+                                                                         message):
+    option = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"^{option}: {message}"):
+        UnlearnConfig(method=method, **{name: value})
+
+
+NEED_FORGET = ["ga", "rl", "salun"]
+
+
+@pytest.mark.parametrize("method", NEED_FORGET)
+def test_a_method_that_needs_a_forget_set_says_so(original, method):
+    from dau.methods import get_method
+
+    with pytest.raises(ConfigError, match=f"--method {method} needs a non-empty forget set"):
+        get_method(method)(context(original, "none"), resolved(method))

@@ -46,6 +46,8 @@ CASES = {
     "ft": (dict(method="ft", epochs=2), "random:10%"),
     # the baselines (tests/methods/test_baselines.py): their own states resume too
     "retrain": (dict(method="retrain", epochs=2, lr=0.05), "random:10%"),
+    "rl": (dict(method="rl", epochs=2), "random:10%"),
+    "salun": (dict(method="salun", epochs=2), "class:1"),
 }
 
 

@@ -54,6 +54,11 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # dau train's recipe (TrainConfig: the reference's pretraining, spec §4.2); the original's
     # own lr, epochs and schedule replace these where its run is known
     ("retrain", "*", "*"): dict(lr=0.1, epochs=182, schedule="multistep"),
+    # Unlearn-Saliency (Classification/arg_parser.py): unlearn_lr 0.01, unlearn_epochs 10
+    ("rl", "*", "*"): dict(lr=0.01, epochs=10),
+    # Unlearn-Saliency's README example (CIFAR-10, 10 % random): RL at lr 0.013 × 10 epochs
+    # through mask/with_0.5.pt
+    ("salun", "*", "*"): dict(lr=0.013, epochs=10, salun_fraction=0.5),
 }
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"

@@ -25,7 +25,7 @@ from dau.methods._registry import (
     steps_per_epoch,
 )
 
-__all__ = ["Batch", "Cycle", "EpochPass", "StepLoop", "need_forget", "stream_seed"]
+__all__ = ["Batch", "Cycle", "EpochPass", "StepLoop", "need_forget", "setting", "stream_seed"]
 
 # Salt of torch's default generator in a baseline's loop (dropout of a user's model)
 _RNG_SALT = 0xB45E
@@ -35,6 +35,15 @@ def stream_seed(seed: int, salt: int) -> int:
     """The seed of a secondary random stream of a run: its seed XOR a salt per use, so that
     streams never coincide with the retain epochs' (same seed, stream = epoch)."""
     return (seed ^ salt) % 2**63
+
+
+def setting(config: Any, name: str) -> Any:
+    """A baseline's own setting from a resolved config (``dau.methods.defaults`` fills it)."""
+    value = getattr(config, name)
+    if value is None:
+        raise ConfigError(f"--{name.replace('_', '-')} is not set: give it, or resolve the config "
+                          "with dau.methods.defaults.resolve (which fills the method's default)")
+    return value
 
 
 def need_forget(ctx: UnlearnContext, method: str) -> None:
