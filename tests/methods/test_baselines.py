@@ -214,6 +214,35 @@ def test_salun_leaves_the_weights_outside_its_mask_bit_identical(trained, pruned
         assert sum(int(m.sum()) for m in free.values()) == int(0.5 * total)
 
 
+
+# ---------------------------------------------------------------------------- l1-sparse --
+
+def l1_norm(model):
+    return sum(p.abs().sum().item() for p in model.parameters())
+
+
+@pytest.mark.parametrize("forget", ["random:10%", "class:1"])
+def test_l1_sparse_ends_with_a_smaller_l1_norm_than_ft_with_the_same_settings(trained, forget):
+    ft = unlearned(trained, "ft", forget, lr=0.01, epochs=2)
+    for alpha in (5e-4, 5e-3):
+        ctx = unlearned(trained, "l1-sparse", forget, lr=0.01, epochs=2, l1_alpha=alpha)
+        assert l1_norm(ctx.defender) < l1_norm(ft.defender), alpha
+    steps = ctx.records
+    total = len(steps)
+    assert [r["l1_weight"] for r in steps] == pytest.approx(
+        [5e-3 * (1 - k / total) for k in range(total)])  # decays linearly over the steps
+
+
+def test_l1_sparse_keeps_pruned_weights_at_zero(trained):
+    from dau.methods.baselines import l1_sparse
+
+    model = trained.load_model()
+    masks = half_masks(model)
+    l1_sparse(context(trained, "class:1", model=model, masks=masks),
+              resolved("l1-sparse", "class:1", l1_alpha=1e-2))
+    assert_pruned_stay_zero(model, masks)
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -221,6 +250,8 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("salun", "salun_fraction", 0.0, rf"{IN_0_1}, got 0\.0"),
     ("salun", "salun_fraction", 1.5, rf"{IN_0_1}, got 1\.5"),
     ("rl", "salun_fraction", 0.5, "applies to --method salun only; got --method rl"),
+    ("l1-sparse", "l1_alpha", -1e-4, r"expected a non-negative number, got -0\.0001"),
+    ("l1-sparse", "l1_alpha", float("nan"), "expected a non-negative number, got nan"),
 ]
 
 

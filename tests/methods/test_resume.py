@@ -48,6 +48,7 @@ CASES = {
     "retrain": (dict(method="retrain", epochs=2, lr=0.05), "random:10%"),
     "rl": (dict(method="rl", epochs=2), "random:10%"),
     "salun": (dict(method="salun", epochs=2), "class:1"),
+    "l1-sparse": (dict(method="l1-sparse", epochs=2), "random:10%"),
 }
 
 

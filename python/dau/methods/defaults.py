@@ -59,6 +59,10 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # Unlearn-Saliency's README example (CIFAR-10, 10 % random): RL at lr 0.013 × 10 epochs
     # through mask/with_0.5.pt
     ("salun", "*", "*"): dict(lr=0.013, epochs=10, salun_fraction=0.5),
+    # Unlearn-Saliency's README (l1-sparse: FT_prune, --unlearn_lr 0.01 --unlearn_epochs 10);
+    # α = 5e-4: AMUN's l1 baseline (adversarial_unlearn.py, alpha_l1 = 0.0005), within the
+    # range Unlearn-Sparse's scripts use (1e-4 … 5e-4)
+    ("l1-sparse", "*", "*"): dict(lr=0.01, epochs=10, l1_alpha=5e-4),
 }
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from dau.config import TrainConfig
 from dau.methods._registry import UnlearnContext, register_method
-from dau.methods.steps import Batch, StepLoop
+from dau.methods.steps import StepLoop, cross_entropy
 
 __all__ = ["retrain"]
 
@@ -66,10 +65,6 @@ def retrain(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
     loop = StepLoop(ctx, config, "retraining", optimizer=optimizer,
                     players={"scheduler": scheduler})
 
-    def step_loss(batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        logits, _ = ctx.defender(batch.x)
-        return F.cross_entropy(logits, batch.y), {}
-
-    return loop.run(loop.epochs(ctx.plan.retain), step_loss,
+    return loop.run(loop.epochs(ctx.plan.retain), lambda batch: (cross_entropy(ctx, batch), {}),
                     lr=lambda step, total: float(optimizer.param_groups[0]["lr"]),
                     epoch_end=lambda epoch: scheduler.step())

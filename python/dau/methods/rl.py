@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dau.methods._registry import UnlearnContext, register_method
-from dau.methods.steps import Batch, StepLoop, need_forget, setting, stream_seed
+from dau.methods.steps import Batch, StepLoop, cross_entropy, need_forget, setting, stream_seed
 
 __all__ = ["RandomLabels", "random_labels", "saliency_masks", "salun"]
 
@@ -53,11 +53,8 @@ class RandomLabels:
 def _relabelled_epochs(ctx: UnlearnContext, loop: StepLoop, config: Any) -> dict[str, Any]:
     labels = RandomLabels(ctx, config.seed)
 
-    def step_loss(batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        logits, _ = ctx.defender(batch.x)
-        return F.cross_entropy(logits, labels.labels(batch)), {}
-
-    return loop.run(loop.epochs(ctx.plan.train), step_loss)
+    return loop.run(loop.epochs(ctx.plan.train),
+                    lambda batch: (cross_entropy(ctx, batch, labels.labels(batch)), {}))
 
 
 @register_method("rl")

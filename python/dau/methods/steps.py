@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dau.errors import ConfigError
 from dau.methods._registry import (
@@ -25,7 +26,8 @@ from dau.methods._registry import (
     steps_per_epoch,
 )
 
-__all__ = ["Batch", "Cycle", "EpochPass", "StepLoop", "need_forget", "setting", "stream_seed"]
+__all__ = ["Batch", "Cycle", "EpochPass", "StepLoop", "cross_entropy", "need_forget", "setting",
+           "stream_seed"]
 
 # Salt of torch's default generator in a baseline's loop (dropout of a user's model)
 _RNG_SALT = 0xB45E
@@ -44,6 +46,13 @@ def setting(config: Any, name: str) -> Any:
         raise ConfigError(f"--{name.replace('_', '-')} is not set: give it, or resolve the config "
                           "with dau.methods.defaults.resolve (which fills the method's default)")
     return value
+
+
+def cross_entropy(ctx: UnlearnContext, batch: Batch,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The defender's cross-entropy on ``batch`` (against ``labels``, default its own)."""
+    logits, _ = ctx.defender(batch.x)
+    return F.cross_entropy(logits, batch.y if labels is None else labels)
 
 
 def need_forget(ctx: UnlearnContext, method: str) -> None:
