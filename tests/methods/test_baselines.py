@@ -2,8 +2,11 @@
 class-wise and random, keeps a pruned model's zeros, and says what is wrong with a bad
 setting. Their resumes are tested with DAU's in test_resume.py."""
 
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 from unlearn_helpers import SYNTH, small, unlearn_steps
 
 from dau.config import UnlearnConfig
@@ -243,6 +246,43 @@ def test_l1_sparse_keeps_pruned_weights_at_zero(trained):
     assert_pruned_stay_zero(model, masks)
 
 
+
+# ----------------------------------------------------------------------------- neggrad+ --
+
+def forget_loss(model, ctx):
+    from dau.data.loaders import iterate_batches
+
+    model.eval()
+    with torch.no_grad():
+        x, y = next(iterate_batches(ctx.train, ctx.plan.forget, 10_000, augment=False))
+        return F.cross_entropy(model(x)[0], y).item()
+
+
+@pytest.mark.parametrize("forget", ["random:10%", "class:1"])
+def test_neggrad_plus_raises_the_forget_loss(trained, forget):
+    ctx = context(trained, forget)
+    before = forget_loss(ctx.defender, ctx)
+    ft = forget_loss(unlearned(trained, "ft", forget, lr=0.01).defender, ctx)
+    neggrad = unlearned(trained, "neggrad+", forget, lr=0.01)
+    assert forget_loss(neggrad.defender, ctx) > max(before, ft)
+    assert all(r["forget_loss"] > 0 and r["retain_loss"] > 0 for r in neggrad.records)
+    # with α = 1 the forget batches only pass through: the weights are ft's
+    only_retain = unlearned(trained, "neggrad+", forget, lr=0.01, neggrad_alpha=1.0)
+    ft_params = dict(unlearned(trained, "ft", forget, lr=0.01).defender.named_parameters())
+    for name, p in only_retain.defender.named_parameters():
+        assert torch.equal(p, ft_params[name]), name
+
+
+def test_neggrad_plus_keeps_pruned_weights_at_zero(trained):
+    from dau.methods.neggrad import neggrad_plus
+
+    model = trained.load_model()
+    masks = half_masks(model)
+    neggrad_plus(context(trained, "class:1", model=model, masks=masks),
+                 resolved("neggrad+", "class:1", forget_batch_size=8))
+    assert_pruned_stay_zero(model, masks)
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -252,6 +292,10 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("rl", "salun_fraction", 0.5, "applies to --method salun only; got --method rl"),
     ("l1-sparse", "l1_alpha", -1e-4, r"expected a non-negative number, got -0\.0001"),
     ("l1-sparse", "l1_alpha", float("nan"), "expected a non-negative number, got nan"),
+    ("neggrad+", "neggrad_alpha", 1.2, r"expected a number in \[0, 1\], got 1\.2"),
+    ("neggrad+", "forget_batch_size", 0, "expected an integer of at least 1, got 0"),
+    ("neggrad+", "forget_batch_size", 2.5, "expected an integer of at least 1, got 2.5"),
+    ("ft", "forget_batch_size", 32, "applies to --method neggrad\\+ and scrub only"),
 ]
 
 
@@ -264,12 +308,12 @@ def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, 
         UnlearnConfig(method=method, **{name: value})
 
 
-NEED_FORGET = ["ga", "rl", "salun"]
+NEED_FORGET = ["ga", "rl", "salun", "neggrad+"]
 
 
 @pytest.mark.parametrize("method", NEED_FORGET)
 def test_a_method_that_needs_a_forget_set_says_so(original, method):
     from dau.methods import get_method
 
-    with pytest.raises(ConfigError, match=f"--method {method} needs a non-empty forget set"):
+    with pytest.raises(ConfigError, match=re.escape(f"--method {method} needs a non-empty forget")):
         get_method(method)(context(original, "none"), resolved(method))

@@ -49,6 +49,7 @@ CASES = {
     "rl": (dict(method="rl", epochs=2), "random:10%"),
     "salun": (dict(method="salun", epochs=2), "class:1"),
     "l1-sparse": (dict(method="l1-sparse", epochs=2), "random:10%"),
+    "neggrad+": (dict(method="neggrad+", epochs=2, forget_batch_size=8), "random:10%"),
 }
 
 

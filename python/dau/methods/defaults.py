@@ -63,6 +63,9 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # α = 5e-4: AMUN's l1 baseline (adversarial_unlearn.py, alpha_l1 = 0.0005), within the
     # range Unlearn-Sparse's scripts use (1e-4 … 5e-4)
     ("l1-sparse", "*", "*"): dict(lr=0.01, epochs=10, l1_alpha=5e-4),
+    # DeepUnlearn's NegGradPlus (munl/unlearning/neggrad_plus.py, after the SCRUB repository's
+    # notebook): α 0.95, lr 0.01, 10 epochs, batch 256 for both sets
+    ("neggrad+", "*", "*"): dict(lr=0.01, epochs=10, neggrad_alpha=0.95),
 }
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"
