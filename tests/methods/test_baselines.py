@@ -283,6 +283,75 @@ def test_neggrad_plus_keeps_pruned_weights_at_zero(trained):
     assert_pruned_stay_zero(model, masks)
 
 
+
+# -------------------------------------------------------------------------------- scrub --
+
+def forget_kl(model, ctx, teacher):
+    """KL(teacher ‖ model) on the forget set (both in eval mode, temperature 4)."""
+    from dau.data.loaders import iterate_batches
+    from dau.methods.scrub import distill_kl
+
+    model.eval()
+    with torch.no_grad():
+        x, _ = next(iterate_batches(ctx.train, ctx.plan.forget, 10_000, augment=False))
+        return distill_kl(model(x)[0], teacher(x)[0], 4.0).item()
+
+
+@pytest.mark.parametrize("forget", ["random:30%", "class:1"])
+def test_scrub_s_max_passes_raise_the_forget_kl_to_the_teacher(trained, forget):
+    teacher = trained.load_model().eval()
+    settings = dict(lr=0.01, epochs=2, forget_batch_size=32)
+    ctx = context(trained, forget)
+    min_only = forget_kl(unlearned(trained, "scrub", forget, scrub_msteps=0, **settings).defender,
+                         ctx, teacher)
+    run = unlearned(trained, "scrub", forget, scrub_msteps=1, **settings)
+    assert forget_kl(run.defender, ctx, teacher) > 3 * min_only
+    # epoch 1: a max pass over the forget set, then a min pass over the retain set; epoch 2
+    # (past msteps): the min pass only
+    forget_steps, retain_steps = -(-len(ctx.plan.forget) // 32), -(-len(ctx.plan.retain) // 32)
+    assert [(r["epoch"], r["pass"]) for r in run.records] == (
+        [(1, "max")] * forget_steps + [(1, "min")] * retain_steps + [(2, "min")] * retain_steps)
+    assert all(r["loss"] == -r["kl"] for r in run.records if r["pass"] == "max")
+
+
+def test_scrub_keeps_pruned_weights_at_zero_and_counts_the_teacher_s_passes(trained):
+    from dau.methods.scrub import scrub
+
+    model = trained.load_model()
+    masks = half_masks(model)
+    ctx = context(trained, "class:1", model=model, masks=masks)
+    scrub(ctx, resolved("scrub", "class:1", lr=0.01))
+    assert_pruned_stay_zero(model, masks)
+    steps = len(ctx.records)
+    images = len(ctx.plan.forget) + len(ctx.plan.retain)  # one epoch
+    compute = ctx.compute()["request"]
+    assert steps > 2 and compute["forward_images"] == 2 * images  # student and teacher
+    assert compute["backward_images"] == images
+
+
+
+@pytest.mark.parametrize("cut", [5, 12, 20], ids=["max-pass", "min-pass", "second-max-pass"])
+def test_scrub_resumes_inside_either_pass(original, tmp_path, monkeypatch, cut):
+    from test_resume import ALWAYS, interrupt_at
+
+    from dau.methods.run import resume, unlearn
+
+    # class 1: 9 max steps (forget batches of 6), then 6 min steps, in each of 2 epochs
+    config = small(method="scrub", epochs=2, forget_batch_size=6)
+    kw = dict(forget="class:1", model=original.path, runs_dir=tmp_path, progress=False)
+    full = unlearn(config, out=tmp_path / "full", **kw)
+    assert [r["pass"] for r in unlearn_steps(full)] == (["max"] * 9 + ["min"] * 6) * 2
+    interrupt_at(monkeypatch, cut)
+    with pytest.raises(KeyboardInterrupt):
+        unlearn(config, out=tmp_path / "cut", checkpoint_seconds=ALWAYS, **kw)
+    monkeypatch.undo()
+    done = resume(tmp_path / "cut", progress=False)
+    assert done.manifest["resumed"][0]["from_step"] == cut - 1
+    assert unlearn_steps(done) == unlearn_steps(full)
+    a, b = weights(full), weights(done)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -296,6 +365,10 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("neggrad+", "forget_batch_size", 0, "expected an integer of at least 1, got 0"),
     ("neggrad+", "forget_batch_size", 2.5, "expected an integer of at least 1, got 2.5"),
     ("ft", "forget_batch_size", 32, "applies to --method neggrad\\+ and scrub only"),
+    ("scrub", "scrub_msteps", -1, "expected an integer of at least 0, got -1"),
+    ("scrub", "scrub_temperature", 0.0, "expected a positive number, got 0.0"),
+    ("scrub", "scrub_ce_weight", -1.0, "expected a non-negative number, got -1.0"),
+    ("scrub", "scrub_kl_weight", float("inf"), "expected a non-negative number, got inf"),
 ]
 
 
@@ -308,7 +381,7 @@ def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, 
         UnlearnConfig(method=method, **{name: value})
 
 
-NEED_FORGET = ["ga", "rl", "salun", "neggrad+"]
+NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub"]
 
 
 @pytest.mark.parametrize("method", NEED_FORGET)

@@ -50,6 +50,8 @@ CASES = {
     "salun": (dict(method="salun", epochs=2), "class:1"),
     "l1-sparse": (dict(method="l1-sparse", epochs=2), "random:10%"),
     "neggrad+": (dict(method="neggrad+", epochs=2, forget_batch_size=8), "random:10%"),
+    # 2 max steps and 6 min steps an epoch (test_baselines cuts scrub inside its passes)
+    "scrub": (dict(method="scrub", epochs=2, forget_batch_size=27), "class:1"),
 }
 
 

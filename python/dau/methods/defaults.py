@@ -66,6 +66,10 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # DeepUnlearn's NegGradPlus (munl/unlearning/neggrad_plus.py, after the SCRUB repository's
     # notebook): α 0.95, lr 0.01, 10 epochs, batch 256 for both sets
     ("neggrad+", "*", "*"): dict(lr=0.01, epochs=10, neggrad_alpha=0.95),
+    # the SCRUB repository's settings (meghdadk/SCRUB notebooks, also in SSD's port): SGD at
+    # 5e-4 for 3 epochs, msteps 2, kd_T 4, γ 0.99, α 0.001, forget batches of 32
+    ("scrub", "*", "*"): dict(lr=5e-4, epochs=3, scrub_msteps=2, scrub_temperature=4.0,
+                              scrub_ce_weight=0.99, scrub_kl_weight=1e-3, forget_batch_size=32),
 }
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"
