@@ -352,6 +352,48 @@ def test_scrub_resumes_inside_either_pass(original, tmp_path, monkeypatch, cut):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+
+# ---------------------------------------------------------------------------------- ssd --
+
+@pytest.mark.parametrize("forget", ["random:10%", "class:1"])
+@pytest.mark.parametrize("pruned", [False, True], ids=["dense", "pruned"])
+def test_ssd_dampens_only_what_the_forget_set_depends_on_most(trained, forget, pruned):
+    from dau.methods.ssd import importances, ssd
+
+    model = trained.load_model()
+    masks = half_masks(model) if pruned else None
+    ctx = context(trained, forget, model=model, masks=masks)
+    config = resolved("ssd", forget)
+    assert (config.ssd_alpha, config.ssd_lambda) == (10.0, 1.0)
+    on_forget = importances(ctx, ctx.plan.forget, config.batch_size)
+    on_train = importances(ctx, ctx.plan.train, config.batch_size)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    summary = ssd(ctx, config)
+    dampened = 0
+    for name, p in model.named_parameters():
+        selected = on_forget[name] > 10 * on_train[name]
+        if pruned and name in masks:
+            selected &= masks[name] != 0
+        assert torch.equal(p[~selected], before[name][~selected]), name
+        factor = (on_train[name] / on_forget[name]).clamp(max=1)
+        assert torch.equal(p[selected], before[name][selected] * factor[selected]), name
+        dampened += int(selected.sum())
+    assert summary["selected"] == dampened > 0
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())  # eval mode
+    assert len(ctx.records) == len(before) and {r["phase"] for r in ctx.records} == {"unlearn"}
+    if pruned:
+        assert_pruned_stay_zero(model, masks)
+
+
+def test_ssd_is_deterministic_and_lowers_a_forgotten_class_s_probability(trained):
+    runs = [unlearned(trained, "ssd", "class:1", ssd_alpha=2.0) for _ in range(2)]
+    a, b = (r.defender.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ctx = context(trained, "class:1")
+    assert forget_scores(runs[0].defender, ctx)[1] < forget_scores(ctx.defender, ctx)[1]
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -369,6 +411,8 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("scrub", "scrub_temperature", 0.0, "expected a positive number, got 0.0"),
     ("scrub", "scrub_ce_weight", -1.0, "expected a non-negative number, got -1.0"),
     ("scrub", "scrub_kl_weight", float("inf"), "expected a non-negative number, got inf"),
+    ("ssd", "ssd_alpha", 0.0, "expected a positive number, got 0.0"),
+    ("ssd", "ssd_lambda", -1.0, "expected a positive number, got -1.0"),
 ]
 
 
@@ -381,7 +425,7 @@ def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, 
         UnlearnConfig(method=method, **{name: value})
 
 
-NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub"]
+NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub", "ssd"]
 
 
 @pytest.mark.parametrize("method", NEED_FORGET)
@@ -390,3 +434,20 @@ def test_a_method_that_needs_a_forget_set_says_so(original, method):
 
     with pytest.raises(ConfigError, match=re.escape(f"--method {method} needs a non-empty forget")):
         get_method(method)(context(original, "none"), resolved(method))
+
+
+BASELINES = ["retrain", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd"]
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_every_baseline_runs_through_dau_unlearn_class_wise_and_random(original, tmp_path, method):
+    before = original.load_model().state_dict()
+    for forget in ("class:1", "random:10%"):
+        run = run_method(original, tmp_path, method, forget=forget)
+        assert run.manifest["status"] == "complete" and run.manifest["kind"] == method
+        assert run.manifest["config"]["unlearn"]["method"] == method
+        steps = unlearn_steps(run)
+        assert steps and run.manifest["summary"]
+        assert run.manifest["compute"]["request"]["forward_images"] > 0
+        after = weights(run)
+        assert any(not torch.equal(before[k], after[k]) for k in before), forget

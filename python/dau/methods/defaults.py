@@ -32,7 +32,7 @@ from typing import Any
 from dau.config import REFERENCE_COMPAT_FIELDS, UnlearnConfig
 from dau.errors import ConfigError
 
-__all__ = ["DEFAULTS", "resolve"]
+__all__ = ["DEFAULTS", "STEPLESS", "resolve"]
 
 DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("dau", "cifar10", "random"): dict(lr=0.01, epochs=3),
@@ -70,7 +70,11 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # 5e-4 for 3 epochs, msteps 2, kd_T 4, γ 0.99, α 0.001, forget batches of 32
     ("scrub", "*", "*"): dict(lr=5e-4, epochs=3, scrub_msteps=2, scrub_temperature=4.0,
                               scrub_ce_weight=0.99, scrub_kl_weight=1e-3, forget_batch_size=32),
+    # SSD (if-loops/selective-synaptic-dampening, forget_*_main.py): selection_weighting α 10,
+    # dampening_constant λ 1; no gradient steps, so no lr or epochs
+    ("ssd", "*", "*"): dict(ssd_alpha=10.0, ssd_lambda=1.0),
 }
+STEPLESS = {"ssd"}  # methods that take no gradient step (no lr or epochs to resolve)
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
 _FALLBACK_DATASET = "cifar10"
 log = logging.getLogger(__name__)
@@ -101,7 +105,7 @@ def resolve(config: UnlearnConfig, dataset: str, classwise: bool, *,
         table = {**table, **{k: training[k] for k in _FROM_TRAINING if k in training}}
     changes = {k: v for k, v in table.items() if getattr(config, k) is None}
     resolved = config.replace(**changes).filled()
-    if resolved.lr is None or resolved.epochs is None:
+    if (resolved.lr is None or resolved.epochs is None) and config.method not in STEPLESS:
         raise ConfigError(f"method {config.method!r} has no default learning rate and epochs; "
                           "give them (lr=/epochs=, --lr/--epochs)")
     return resolved

@@ -27,7 +27,7 @@ from dau.methods._registry import (
 )
 
 __all__ = ["Batch", "Cycle", "EpochPass", "StepLoop", "cross_entropy", "need_forget", "setting",
-           "stream_seed"]
+           "steps_per_epoch", "stream_seed"]
 
 # Salt of torch's default generator in a baseline's loop (dropout of a user's model)
 _RNG_SALT = 0xB45E
