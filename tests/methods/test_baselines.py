@@ -394,6 +394,39 @@ def test_ssd_is_deterministic_and_lowers_a_forgotten_class_s_probability(trained
     assert forget_scores(runs[0].defender, ctx)[1] < forget_scores(ctx.defender, ctx)[1]
 
 
+
+# ----------------------------------------------------------------------------------- bs --
+
+def test_the_nearest_wrong_class_is_where_one_fgsm_step_lands_and_never_the_label(trained):
+    from dau.data.loaders import iterate_batches
+    from dau.methods.boundary import nearest_wrong_class
+
+    model = trained.load_model().eval()
+    x, y = next(iterate_batches(context(trained).train, range(64), 64, augment=False))
+    labels, crossed = nearest_wrong_class(model, x, y, 0.1)
+    assert (labels != y).all() and 0 < crossed < 1
+    # a step so large that every prediction leaves its label: the labels are the predictions
+    # at the moved points (their sign images)
+    far, crossed = nearest_wrong_class(model, x, y, 1.0)
+    x_far = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x_far)[0], y), x_far)
+    predicted = model((grad.sign() > 0).float())[0].argmax(1)
+    left = predicted != y
+    assert torch.equal(far[left], predicted[left]) and crossed == left.float().mean().item()
+
+
+@pytest.mark.parametrize("forget", ["random:10%", "class:1"])
+def test_bs_moves_forget_predictions_off_their_labels(trained, forget):
+    ctx = context(trained, forget)
+    accuracy, probability = forget_scores(ctx.defender, ctx)
+    ft = forget_scores(unlearned(trained, "ft", forget, lr=0.01).defender, ctx)
+    bs = unlearned(trained, "bs", forget, lr=0.01, epochs=5)
+    after = forget_scores(bs.defender, ctx)
+    assert after[0] < accuracy and after[1] < min(0.8 * probability, ft[1])
+    assert all(0 <= r["crossed"] <= 1 for r in bs.records)
+    assert bs.compute()["request"]["backward_images"] == 2 * 5 * len(ctx.plan.forget)  # attack too
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -413,6 +446,8 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("scrub", "scrub_kl_weight", float("inf"), "expected a non-negative number, got inf"),
     ("ssd", "ssd_alpha", 0.0, "expected a positive number, got 0.0"),
     ("ssd", "ssd_lambda", -1.0, "expected a positive number, got -1.0"),
+    ("bs", "bs_bound", 0.0, rf"{IN_0_1}, got 0\.0"),
+    ("bs", "bs_bound", 2.0, rf"{IN_0_1}, got 2\.0"),
 ]
 
 
@@ -425,7 +460,7 @@ def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, 
         UnlearnConfig(method=method, **{name: value})
 
 
-NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub", "ssd"]
+NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub", "ssd", "bs"]
 
 
 @pytest.mark.parametrize("method", NEED_FORGET)
@@ -436,7 +471,7 @@ def test_a_method_that_needs_a_forget_set_says_so(original, method):
         get_method(method)(context(original, "none"), resolved(method))
 
 
-BASELINES = ["retrain", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd"]
+BASELINES = ["retrain", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd", "bs"]
 
 
 @pytest.mark.parametrize("method", BASELINES)

@@ -73,6 +73,9 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # SSD (if-loops/selective-synaptic-dampening, forget_*_main.py): selection_weighting α 10,
     # dampening_constant λ 1; no gradient steps, so no lr or epochs
     ("ssd", "*", "*"): dict(ssd_alpha=10.0, ssd_lambda=1.0),
+    # Boundary Unlearning (Chen et al., CVPR'23): FGSM bound 0.1 ("hard coding in the paper",
+    # Unlearn-Saliency's boundary_sh.py), fine-tuning at lr 1e-5 for 10 epochs (the paper)
+    ("bs", "*", "*"): dict(lr=1e-5, epochs=10, bs_bound=0.1),
 }
 STEPLESS = {"ssd"}  # methods that take no gradient step (no lr or epochs to resolve)
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
