@@ -427,6 +427,44 @@ def test_bs_moves_forget_predictions_off_their_labels(trained, forget):
     assert bs.compute()["request"]["backward_images"] == 2 * 5 * len(ctx.plan.forget)  # attack too
 
 
+
+# --------------------------------------------------------------------------------- amun --
+
+def test_amun_s_adversarial_examples_are_near_and_labelled_with_a_wrong_class(trained):
+    from dau.data.loaders import iterate_batches
+    from dau.methods.amun import adversarial_examples
+
+    ctx = context(trained, "class:1")
+    found = adversarial_examples(ctx, resolved("amun", "class:1", amun_steps=10))
+    x, y = next(iterate_batches(ctx.train, ctx.plan.forget, 10_000, augment=False))
+    distance = (found["images"] - x).flatten(1).norm(dim=1)
+    assert found["found"].all() and (found["labels"] != y).all()
+    assert (distance <= found["budgets"] * (1 + 1e-5)).all()
+    assert distance.max() < 0.5 * x.flatten(1).norm(dim=1).min()  # near their samples
+    model = trained.load_model().eval()
+    with torch.no_grad():  # the original's own prediction there
+        assert torch.equal(model(found["images"])[0].argmax(1), found["labels"])
+    # one budget too small and no second: the highest wrong class where none was found
+    few = adversarial_examples(ctx, resolved("amun", "class:1", amun_eps=1e-4, amun_steps=2,
+                                             amun_rounds=1))
+    assert not few["found"].all() and (few["labels"] != y).all()
+
+
+@pytest.mark.parametrize("forget", ["random:10%", "class:1"])
+def test_amun_lowers_the_forget_samples_confidence(trained, forget):
+    ctx = context(trained, forget)
+    _, probability = forget_scores(ctx.defender, ctx)
+    run = unlearned(trained, "amun", forget, lr=0.01, epochs=2, amun_steps=10)
+    after = forget_scores(run.defender, ctx)[1]
+    assert after < 0.97 * probability
+    if forget.startswith("random"):  # fine-tuning alone does not
+        assert after < forget_scores(unlearned(trained, "ft", forget, lr=0.01, epochs=2).defender,
+                                     ctx)[1]
+    shares = [r["adversarial"] for r in run.records]
+    assert sum(shares) == 2 * len(ctx.plan.forget)  # each epoch all of them, spread over its steps
+    assert max(shares) - min(shares) <= max(shares) // 2 + 1
+
+
 # -------------------------------------------------------------- settings and forget sets --
 
 IN_0_1 = r"expected a number in \(0, 1\]"
@@ -448,6 +486,9 @@ BAD_SETTINGS = [  # (method, setting, value, what the error says after the optio
     ("ssd", "ssd_lambda", -1.0, "expected a positive number, got -1.0"),
     ("bs", "bs_bound", 0.0, rf"{IN_0_1}, got 0\.0"),
     ("bs", "bs_bound", 2.0, rf"{IN_0_1}, got 2\.0"),
+    ("amun", "amun_eps", -0.1, r"expected a positive number, got -0\.1"),
+    ("amun", "amun_steps", 0, "expected an integer of at least 1, got 0"),
+    ("amun", "amun_rounds", 0, "expected an integer of at least 1, got 0"),
 ]
 
 
@@ -460,7 +501,7 @@ def test_a_bad_setting_names_the_option_what_it_expects_and_what_it_got(method, 
         UnlearnConfig(method=method, **{name: value})
 
 
-NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub", "ssd", "bs"]
+NEED_FORGET = ["ga", "rl", "salun", "neggrad+", "scrub", "ssd", "bs", "amun"]
 
 
 @pytest.mark.parametrize("method", NEED_FORGET)
@@ -471,14 +512,15 @@ def test_a_method_that_needs_a_forget_set_says_so(original, method):
         get_method(method)(context(original, "none"), resolved(method))
 
 
-BASELINES = ["retrain", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd", "bs"]
+BASELINES = ["retrain", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd", "bs", "amun"]
 
 
 @pytest.mark.parametrize("method", BASELINES)
 def test_every_baseline_runs_through_dau_unlearn_class_wise_and_random(original, tmp_path, method):
     before = original.load_model().state_dict()
+    quick = dict(amun_steps=10) if method == "amun" else {}
     for forget in ("class:1", "random:10%"):
-        run = run_method(original, tmp_path, method, forget=forget)
+        run = run_method(original, tmp_path, method, forget=forget, **quick)
         assert run.manifest["status"] == "complete" and run.manifest["kind"] == method
         assert run.manifest["config"]["unlearn"]["method"] == method
         steps = unlearn_steps(run)

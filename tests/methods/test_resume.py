@@ -53,6 +53,7 @@ CASES = {
     # 2 max steps and 6 min steps an epoch (test_baselines cuts scrub inside its passes)
     "scrub": (dict(method="scrub", epochs=2, forget_batch_size=27), "class:1"),
     "bs": (dict(method="bs", epochs=2, batch_size=3), "random:10%"),
+    "amun": (dict(method="amun", epochs=2, amun_steps=5), "random:10%"),
 }
 
 

@@ -2,6 +2,7 @@
 they update through."""
 
 from dau.methods import (  # noqa: F401  (registers the methods)
+    amun,
     baselines,
     boundary,
     dau,

@@ -76,6 +76,10 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # Boundary Unlearning (Chen et al., CVPR'23): FGSM bound 0.1 ("hard coding in the paper",
     # Unlearn-Saliency's boundary_sh.py), fine-tuning at lr 1e-5 for 10 epochs (the paper)
     ("bs", "*", "*"): dict(lr=1e-5, epochs=10, bs_bound=0.1),
+    # AMUN (Ali-E/AMUN): hyperparam_tune.py's lr 0.01 × 10 epochs; the search of
+    # pgdl2_modified.py (PGDL2: 50 steps, first budget 0.01 in adversarial_unlearn.py);
+    # the reference doubles budgets without end, we stop after 12 (a budget of 20.5)
+    ("amun", "*", "*"): dict(lr=0.01, epochs=10, amun_eps=0.01, amun_steps=50, amun_rounds=12),
 }
 STEPLESS = {"ssd"}  # methods that take no gradient step (no lr or epochs to resolve)
 _FROM_TRAINING = ("lr", "epochs", "schedule")  # what retrain takes from the original's recipe
