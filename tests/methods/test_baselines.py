@@ -528,3 +528,19 @@ def test_every_baseline_runs_through_dau_unlearn_class_wise_and_random(original,
         assert run.manifest["compute"]["request"]["forward_images"] > 0
         after = weights(run)
         assert any(not torch.equal(before[k], after[k]) for k in before), forget
+
+
+def test_the_baselines_settings_are_options_of_dau_unlearn(original, tmp_path, cli):
+    import json
+
+    from dau.checkpoint import load_run
+
+    base = ["unlearn", "--model", str(original.path), "--forget", "random:10%", "--epochs", "1",
+            "--batch-size", "32", "--device", "cpu", "-q"]
+    code, _, err = cli(*base, "--method", "salun", "--salun-fraction", "1.5")
+    assert code != 0 and "--salun-fraction: expected a number in (0, 1], got 1.5" in err
+    code, out, err = cli(*base, "--method", "neggrad+", "--neggrad-alpha", "0.9", "--json",
+                         "-o", str(tmp_path / "neggrad"))
+    assert code == 0, err
+    config = load_run(json.loads(out)["run"]).manifest["config"]["unlearn"]
+    assert (config["neggrad_alpha"], config["lr"], config["salun_fraction"]) == (0.9, 0.01, None)
