@@ -174,7 +174,7 @@ class StepLoop:
         self.players = {"defender": ctx.defender, "optimizer": self.optimizer, **(players or {})}
         self.saved = ctx.restore("unlearn", self.players)
         self.step = int(self.saved["step"]) if self.saved else 0
-        if self.saved is None:
+        if self.saved is None or "rng" not in self.saved:
             torch.manual_seed(stream_seed(config.seed, _RNG_SALT))
         else:
             torch.set_rng_state(self.saved["rng"])
