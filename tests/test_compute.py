@@ -41,6 +41,26 @@ def test_the_meter_counts_images_forward_and_backward_per_phase() -> None:
         pass
 
 
+def test_a_frozen_copy_is_counted_and_a_repeat_for_a_resume_is_not() -> None:
+    import copy
+
+    model = Pair()
+    meter = ComputeMeter(model)
+    with meter.unhooked():  # a copy made without the meter's hook, then watched
+        clone = copy.deepcopy(model)
+    meter.watch(clone)
+    clone(torch.rand(4, 4))
+    model(torch.rand(1, 4))[0].sum().backward()
+    with meter.uncounted():
+        model(torch.rand(8, 4))[0].sum().backward()
+        clone(torch.rand(8, 4))
+    state = meter.close()
+    assert (state["request"]["forward_images"], state["request"]["backward_images"]) == (5, 1)
+    clone(torch.rand(2, 4))  # closed: the copy is no longer counted either
+    model(torch.rand(2, 4))
+    assert meter.state()["request"]["forward_images"] == 5
+
+
 def test_runs_record_their_compute_and_eval_reports_the_cost_ratio(tiny_config, tmp_path, cli) -> None:
     original = dau.train(tiny_config(), runs_dir=tmp_path, progress=False)
     retrain = dau.train(tiny_config(forget="random:24", exclude_forget=True), runs_dir=tmp_path,

@@ -40,7 +40,7 @@ def test_invalid_values_name_the_option(kwargs, message):
     [
         (dict(adversarial_bn="eval"), "--adversarial-bn: expected batch or running, got 'eval'"),
         (dict(adversarial_bn="running", reference_compat=True), "contradicts --reference-compat"),
-        (dict(schedule="step"), "--schedule: expected constant or cosine, got 'step'"),
+        (dict(schedule="step"), "--schedule: expected constant or cosine or multistep, got 'step'"),
         (dict(adversarial_targets="val"), "--adversarial-targets: expected both or forget, got 'val'"),
         (dict(adversarial_targets="forget", reference_compat=True),
          "--adversarial-targets forget contradicts --reference-compat"),

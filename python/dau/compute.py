@@ -4,7 +4,9 @@
 pretraining, cached beside the original model); ``request`` is the work of this request
 (unlearning, or all of a training run). Counting is a forward hook on the model: every call
 adds its batch size to the forward count, and a backward pass through its output adds the
-batch size to the backward count. A leaf: imports nothing of dau.
+batch size to the backward count. A frozen copy of the model that a method runs (a teacher,
+the model an attack runs on) is counted too (:meth:`ComputeMeter.watch`). A leaf: imports
+nothing of dau.
 """
 
 from __future__ import annotations
@@ -37,10 +39,36 @@ class ComputeMeter:
                 self.counts[p].update({k: float(v) for k, v in values.items() if k in _KEYS})
         self.current = "request"
         self._since = time.perf_counter()
+        self._model = model
         self._handle = model.register_forward_hook(self._count)
+        self._watched: list[Any] = []
+        self._paused = False
+
+    def watch(self, model: nn.Module) -> None:
+        """Count ``model``'s passes too (a copy of the model that the method runs)."""
+        self._watched.append(model.register_forward_hook(self._count))
+
+    @contextmanager
+    def unhooked(self) -> Iterator[None]:
+        """Take the counting hook off the model inside (to deep-copy it without the hook)."""
+        self._handle.remove()
+        try:
+            yield
+        finally:
+            self._handle = self._model.register_forward_hook(self._count)
+
+    @contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Count no image inside: work a resumed run repeats to rebuild what its interrupted
+        part had built (the cost of the run is what an uninterrupted one counts)."""
+        before, self._paused = self._paused, True
+        try:
+            yield
+        finally:
+            self._paused = before
 
     def _count(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not args or not isinstance(args[0], torch.Tensor):
+        if self._paused or not args or not isinstance(args[0], torch.Tensor):
             return
         n = float(args[0].shape[0])
         counts = self.counts[self.current]
@@ -80,4 +108,6 @@ class ComputeMeter:
         """Stop counting; the final counts."""
         state = self.state()
         self._handle.remove()
+        for handle in self._watched:
+            handle.remove()
         return state

@@ -29,7 +29,8 @@ SENSITIVITY = ("fd", "jvp")  # finite differences or forward-mode JVP (dau.numer
 ADVERSARIAL_BN = ("batch", "running")
 ADVERSARIAL_TARGETS = ("both", "forget")
 STOP_RULES = ("fixed", "measured")
-UNLEARN_SCHEDULES = ("constant", "cosine")
+# multistep: the training recipe's step decay, which only retrain follows (dau.training)
+UNLEARN_SCHEDULES = ("constant", "cosine", "multistep")
 # How an unlearning run behaves where neither its options nor its dataset's measured
 # defaults say otherwise: as the reference (spec §1.2, §8).
 REFERENCE_BEHAVIOUR: dict[str, Any] = dict(
@@ -41,6 +42,24 @@ REFERENCE_COMPAT_FIELDS: dict[str, tuple[Any, str]] = {
     "adversarial_targets": ("both", "trains through the validation passes too"),
     "adversarial_every": (1, "runs the adversarial branch on every step"),
     "stop_rule": ("fixed", "stops at fixed step and epoch counts"),
+}
+# The baselines' own hyper-parameters (None: the method's default from
+# dau.methods.defaults) and the methods each applies to.
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "forget_batch_size": ("neggrad+", "scrub"),
+    "l1_alpha": ("l1-sparse",),
+    "neggrad_alpha": ("neggrad+",),
+    "salun_fraction": ("salun",),
+    "scrub_msteps": ("scrub",),
+    "scrub_temperature": ("scrub",),
+    "scrub_ce_weight": ("scrub",),
+    "scrub_kl_weight": ("scrub",),
+    "ssd_alpha": ("ssd",),
+    "ssd_lambda": ("ssd",),
+    "bs_bound": ("bs",),
+    "amun_eps": ("amun",),
+    "amun_steps": ("amun",),
+    "amun_rounds": ("amun",),
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -81,6 +100,19 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if not (ok and math.isfinite(value)):
         expected = "a non-negative" if allow_zero else "a positive"
         raise ConfigError(f"--{name.replace('_', '-')}: expected {expected} number, got {value!r}")
+
+
+def _within(name: str, value: float, low: float, high: float, *, open_low: bool = False) -> None:
+    ok = math.isfinite(value) and (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected a number in "
+                          f"{'(' if open_low else '['}{low:g}, {high:g}], got {value!r}")
+
+
+def _count(name: str, value: int, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected an integer of at least {least}, "
+                          f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -260,6 +292,21 @@ class UnlearnConfig:
     attacker_steps: int = 1
     attacker_pretrain_iters: int = 1000
     reference_compat: bool = False
+    # The baselines (METHOD_FIELDS says which methods each applies to; docs/methods/)
+    forget_batch_size: int | None = None  # forget batches of neggrad+ and scrub's max steps
+    l1_alpha: float | None = None  # l1-sparse: the ℓ1 penalty's weight at the first step
+    neggrad_alpha: float | None = None  # neggrad+: α·CE(retain) − (1 − α)·CE(forget)
+    salun_fraction: float | None = None  # salun: the fraction of weights the mask frees
+    scrub_msteps: int | None = None  # scrub: the epochs that begin with a max pass
+    scrub_temperature: float | None = None  # scrub: the distillation temperature
+    scrub_ce_weight: float | None = None  # scrub: γ, the retain cross-entropy's weight
+    scrub_kl_weight: float | None = None  # scrub: α, the retain KL's weight
+    ssd_alpha: float | None = None  # ssd: selection, forget importance > α · full importance
+    ssd_lambda: float | None = None  # ssd: dampening, factor min(λ · full / forget, 1)
+    bs_bound: float | None = None  # bs: the FGSM step on the input (L∞, pixels in [0, 1])
+    amun_eps: float | None = None  # amun: the first L2 budget of the adversarial search
+    amun_steps: int | None = None  # amun: PGD steps per budget
+    amun_rounds: int | None = None  # amun: budgets tried (each twice the last)
 
     def __post_init__(self) -> None:
         if self.lr is not None:
@@ -300,6 +347,10 @@ class UnlearnConfig:
                               ("stop_rule", STOP_RULES)):
             if getattr(self, name) is not None:
                 _choice(name, getattr(self, name), choices)
+        if self.schedule == "multistep" and self.method != "retrain":
+            raise ConfigError("--schedule: multistep is the training recipe's step decay, which "
+                              f"only --method retrain follows; got --method {self.method}")
+        self._check_method_fields()
         if self.reference_compat:  # what the reference does, which these options change
             for name, (reference, does) in REFERENCE_COMPAT_FIELDS.items():
                 if getattr(self, name) not in (None, reference):
@@ -307,6 +358,29 @@ class UnlearnConfig:
                         f"--{name.replace('_', '-')} {getattr(self, name)} contradicts "
                         f"--reference-compat (the reference {does}); give one of them")
         check_device(self.device)
+
+    def _check_method_fields(self) -> None:
+        for name, methods in METHOD_FIELDS.items():
+            if getattr(self, name) is not None and self.method not in methods:
+                raise ConfigError(f"--{name.replace('_', '-')}: applies to --method "
+                                  f"{' and '.join(methods)} only; got --method {self.method}")
+        given = {k: v for k, v in self.to_dict().items() if k in METHOD_FIELDS and v is not None}
+        for name in ("forget_batch_size", "amun_steps", "amun_rounds"):
+            if name in given:
+                _count(name, given[name], 1)
+        if "scrub_msteps" in given:
+            _count("scrub_msteps", given["scrub_msteps"], 0)
+        for name in ("l1_alpha", "scrub_ce_weight", "scrub_kl_weight"):
+            if name in given:
+                _positive(name, given[name], allow_zero=True)
+        for name in ("scrub_temperature", "ssd_alpha", "ssd_lambda", "amun_eps"):
+            if name in given:
+                _positive(name, given[name])
+        if "neggrad_alpha" in given:
+            _within("neggrad_alpha", given["neggrad_alpha"], 0.0, 1.0)
+        for name in ("salun_fraction", "bs_bound"):
+            if name in given:
+                _within(name, given[name], 0.0, 1.0, open_low=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

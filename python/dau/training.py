@@ -12,19 +12,21 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dau import checkpoint as ckpt
 from dau.config import TrainConfig, resolve_device
 from dau.errors import CheckpointError, ConfigError, SplitMismatchError, TrainingError
 from dau.progress import progress_bar
 
-__all__ = ["REWIND", "augmentation_generator", "epoch_order", "train"]
+__all__ = ["REWIND", "augmentation_generator", "epoch_order", "init_model", "lr_scheduler", "train"]
 
 REWIND = "rewind.safetensors"  # the weights after --rewind-epoch epochs, for pruning
 
@@ -46,9 +48,17 @@ def augmentation_generator(device: str | torch.device, seed: int, epoch: int) ->
     return gen
 
 
-def _make_scheduler(
+def init_model(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """A freshly initialised model: ``build()`` with torch seeded by ``seed`` (the seed rule of
+    every training run; retrain's too)."""
+    torch.manual_seed(seed)
+    return build()
+
+
+def lr_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning rate of a training run, stepped after each epoch (retrain's too)."""
     if config.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=config.milestone_epochs(), gamma=config.gamma
@@ -135,15 +145,14 @@ def train(
         )
     indices = plan.retain if config.exclude_forget else plan.train
 
-    torch.manual_seed(config.seed)
-    model = create_model(
+    model = init_model(config.seed, lambda: create_model(
         config.arch,
         num_classes=info.num_classes,
         in_channels=info.channels,
         mean=info.mean,
         std=info.std,
         width=config.width,
-    )
+    ))
     model = place_model(model, device)
     from dau.methods.optim import apply_masks_, make_sgd
 
@@ -156,7 +165,7 @@ def train(
                              weight_decay=config.weight_decay, masks=masks, kernels=config.kernels)
     except ValueError as exc:
         raise ConfigError(f"masks: {exc}") from None
-    scheduler = _make_scheduler(optimizer, config)
+    scheduler = lr_scheduler(optimizer, config)
     for _ in range(lr_rewind):
         optimizer.step()  # no gradients yet: a no-op that keeps the scheduler's order check quiet
         scheduler.step()

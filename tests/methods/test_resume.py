@@ -44,6 +44,16 @@ CASES = {
     "dau-class": (dict(epochs=2, stop_iter=10, stop_lr=0.005, schedule="cosine"), "class:1"),
     "dau-random": (dict(epochs=2, adversarial_every=2), "random:10%"),
     "ft": (dict(method="ft", epochs=2), "random:10%"),
+    # the baselines (tests/methods/test_baselines.py): their own states resume too
+    "retrain": (dict(method="retrain", epochs=2, lr=0.05), "random:10%"),
+    "rl": (dict(method="rl", epochs=2), "random:10%"),
+    "salun": (dict(method="salun", epochs=2), "class:1"),
+    "l1-sparse": (dict(method="l1-sparse", epochs=2), "random:10%"),
+    "neggrad+": (dict(method="neggrad+", epochs=2, forget_batch_size=8), "random:10%"),
+    # 2 max steps and 6 min steps an epoch (test_baselines cuts scrub inside its passes)
+    "scrub": (dict(method="scrub", epochs=2, forget_batch_size=27), "class:1"),
+    "bs": (dict(method="bs", epochs=2, batch_size=3), "random:10%"),
+    "amun": (dict(method="amun", epochs=2, amun_steps=5), "random:10%"),
 }
 
 

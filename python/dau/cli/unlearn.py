@@ -14,6 +14,38 @@ _D = UnlearnConfig  # the defaults of the options below are the config's
 
 __all__ = ["unlearn"]
 
+# The baselines' own settings (default: the method's, dau.methods.defaults; docs/methods/)
+_BASELINE_OPTIONS = [
+    ("--forget-batch-size", int, "neggrad+ and scrub: batch size of the forget batches "
+     "(default: scrub's 32, else --batch-size)."),
+    ("--l1-alpha", float, "l1-sparse: weight of the ℓ1 penalty at the first step, decaying "
+     "linearly to 0 (default 5e-4)."),
+    ("--neggrad-alpha", float, "neggrad+: α in α·CE(retain) − (1 − α)·CE(forget) (default 0.95)."),
+    ("--salun-fraction", float, "salun: fraction of the weights (largest forget-loss gradients) "
+     "the saliency mask lets change (default 0.5)."),
+    ("--scrub-msteps", int, "scrub: epochs that begin with a max pass over the forget set "
+     "(default 2)."),
+    ("--scrub-temperature", float, "scrub: distillation temperature (default 4)."),
+    ("--scrub-ce-weight", float, "scrub: γ, weight of the retain cross-entropy (default 0.99)."),
+    ("--scrub-kl-weight", float, "scrub: α, weight of the retain KL to the teacher "
+     "(default 0.001)."),
+    ("--ssd-alpha", float, "ssd: selects parameters whose forget importance exceeds α times "
+     "their importance on the training set (default 10)."),
+    ("--ssd-lambda", float, "ssd: dampens a selected parameter by min(λ·full/forget, 1) "
+     "(default 1)."),
+    ("--bs-bound", float, "bs: the FGSM step on the input, in pixels of [0, 1] (default 0.1)."),
+    ("--amun-eps", float, "amun: first L2 budget of the adversarial search, doubled while a "
+     "sample is still classified right (default 0.01)."),
+    ("--amun-steps", int, "amun: PGD steps per budget (default 50)."),
+    ("--amun-rounds", int, "amun: budgets tried at most (default 12)."),
+]
+
+
+def baseline_options(func: Any) -> Any:
+    for flag, kind, text in reversed(_BASELINE_OPTIONS):
+        func = click.option(flag, type=kind, default=None, help=text)(func)
+    return func
+
 
 @click.command()
 @click.option("--dataset", default=None,
@@ -28,14 +60,17 @@ __all__ = ["unlearn"]
 @request_options
 @click.option("--class", "klass", type=int, default=None, help="Short for --forget class:K.")
 @click.option("--method", default="dau", show_default=True,
-              help="dau, ft, ga, or a method registered with dau.register_method.")
+              help="dau, or a baseline: retrain, ft, ga, rl, salun, l1-sparse, neggrad+, scrub, "
+              "ssd, bs, amun (docs/methods/), or a method registered with "
+              "dau.register_method.")
 @click.option("--lr", type=float, default=None,
               help="Defender learning rate (default: the method's for the dataset and mode).")
 @click.option("--epochs", type=int, default=None, help="Passes over the retain set (default: per dataset).")
-@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default=None,
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "multistep"]), default=None,
               help="Learning rate over the run: constant (the reference), or cosine from --lr "
               "(--stop-unlearn-lr after the stop) to 0 at the end (default: per dataset and "
-              "mode, else constant).")
+              "mode, else constant). Retrain follows dau train's schedules (multistep, cosine "
+              "or constant per epoch; default: the original's).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the batch streams.")
 @click.option("--stop-iter", type=int, default=None,
               help="Class-wise DAU: step after which β = 0 and the adversarial branch stops.")
@@ -106,6 +141,7 @@ __all__ = ["unlearn"]
               "adversarial and cross-correlation terms) on every N-th step only; the steps "
               "between fine-tune on their retain batch alone, at a small fraction of the cost "
               "(default: per dataset and mode, else 1).")
+@baseline_options
 @kernels_option("fused: dau's compiled ops (noisy copies, sensitivity features, "
                 "cross-correlation loss, masked SGD); reference: their pure-PyTorch versions "
                 "(same numbers within float tolerance).")

@@ -14,6 +14,7 @@ uninterrupted run ends with.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -72,6 +73,11 @@ class UnlearnContext:
     seconds_before: float = 0.0
     # the setup cost of reused one-time work (a cached attacker's pretraining), when reused
     reused_setup: dict[str, float] | None = None
+    # The original model's training: its config (TrainConfig fields; retrain's recipe) and a
+    # builder of a freshly initialised model of its architecture (None: not known, e.g. a
+    # user's own nn.Module, which retrain then re-initialises module by module)
+    training: dict[str, Any] | None = None
+    fresh_model: Callable[[], nn.Module] | None = None
     started: float = field(default_factory=time.perf_counter, init=False)
     _saved_at: float = field(default_factory=time.perf_counter, init=False)
 
@@ -104,6 +110,21 @@ class UnlearnContext:
 
         return make_sgd(self.defender, lr=lr, momentum=momentum, weight_decay=weight_decay,
                         masks=self.masks, kernels=kernels)
+
+    @property
+    def resuming(self) -> bool:
+        """Whether this run goes on from a state its unlearning loop saved."""
+        return self.resume_state is not None and self.resume_state.get("phase") == "unlearn"
+
+    def frozen_copy(self) -> nn.Module:
+        """A copy of the defender as it is now, frozen (eval mode, no parameter gradients):
+        a teacher, or the model an attack runs on. The meter counts its passes too."""
+        with self.meter.unhooked():
+            clone = copy.deepcopy(self.defender)
+        clone.eval()
+        clone.requires_grad_(False)
+        self.meter.watch(clone)
+        return clone
 
     def record(self, entry: dict[str, Any]) -> None:
         self.records.append(entry)
@@ -178,6 +199,7 @@ class EpochBatches:
         self.per_epoch = steps_per_epoch(len(indices), batch_size)
         self.epoch, self.next_batch = 0, 0
         self.generator: torch.Generator | None = None
+        self.positions: Any = None  # the positions (in ctx.train) of the batch last yielded
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
         from dau.data.loaders import iterate_batches
@@ -197,7 +219,13 @@ class EpochBatches:
                                       info=self.ctx.info, device=self.ctx.device, generator=gen)
             for index, batch in enumerate(batches, start=skip):
                 self.next_batch = index + 1
+                self.positions = order[index * self.batch_size:(index + 1) * self.batch_size]
                 yield epoch, index, batch
+
+    @property
+    def total(self) -> int:
+        """The batches of all epochs."""
+        return self.epochs * self.per_epoch
 
     @property
     def epoch_done(self) -> bool:

@@ -1,57 +1,31 @@
 """Baselines in the same harness as DAU (spec §6, Unlearn-Sparse's hyper-parameters).
 
 * ``ft``: fine-tune on the retain set with cross-entropy;
-* ``ga``: gradient ascent on the forget set (minimise −CE).
+* ``ga``: gradient ascent on the forget set (minimise −CE);
+* ``l1-sparse``: ``ft`` plus an ℓ1 penalty on all weights whose weight decays linearly
+  to 0 over the steps (Unlearn-Sparse's ``FT_prune``).
+
+The other baselines have a module each (``docs/methods/``); all step through
+:class:`dau.methods.steps.StepLoop`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F
+import torch
 
-from dau.methods._registry import (
-    EpochBatches,
-    UnlearnContext,
-    check_finite,
-    register_method,
-    set_lr,
-    steps_per_epoch,
-)
+from dau.methods._registry import UnlearnContext, register_method
+from dau.methods.steps import Batch, StepLoop, cross_entropy, need_forget, setting
 
-__all__ = ["fine_tune", "gradient_ascent"]
+__all__ = ["fine_tune", "gradient_ascent", "l1_sparse"]
 
 
 def _descend(ctx: UnlearnContext, config: Any, set_name: str, sign: float, desc: str) -> dict[str, Any]:
     config = config.filled()
-    indices = getattr(ctx.plan, set_name)
-    optimizer = ctx.optimizer(lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay, kernels=config.kernels)
-    players = {"defender": ctx.defender, "optimizer": optimizer}
-    saved = ctx.restore("unlearn", players)
-    step = int(saved["step"]) if saved else 0
-    ctx.defender.train()
-    total = config.epochs * steps_per_epoch(len(indices), config.batch_size)
-    bar = ctx.bar(total, desc, initial=step)
-    batches = EpochBatches(ctx, indices, epochs=config.epochs, batch_size=config.batch_size,
-                           seed=config.seed, augment=True, start=saved["batches"] if saved else None)
-    for epoch, _, (x, y) in batches:
-        step += 1
-        lr = set_lr(optimizer, config.schedule, config.lr, step, total)
-        logits, _ = ctx.defender(x)
-        loss = sign * F.cross_entropy(logits, y)
-        check_finite(loss, f"step {step} (epoch {epoch + 1})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ctx.record({"phase": "unlearn", "epoch": epoch + 1, "step": step, "lr": lr,
-                    "loss": loss.item()})
-        if step < total:
-            ctx.checkpoint(players, {"phase": "unlearn", "step": step}, batches=batches,
-                           due=batches.epoch_done)
-        bar.update(1)
-    bar.close()
-    return {"steps": step}
+    loop = StepLoop(ctx, config, desc)
+    return loop.run(loop.epochs(getattr(ctx.plan, set_name)),
+                    lambda batch: (sign * cross_entropy(ctx, batch), {}))
 
 
 @register_method("ft")
@@ -63,8 +37,23 @@ def fine_tune(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
 @register_method("ga")
 def gradient_ascent(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
     """Gradient ascent on the forget set."""
-    if len(ctx.plan.forget) == 0:
-        from dau.errors import ConfigError
-
-        raise ConfigError("--method ga needs a non-empty forget set")
+    need_forget(ctx, "ga")
     return _descend(ctx, config, "forget", -1.0, "unlearning (ga)")
+
+
+@register_method("l1-sparse")
+def l1_sparse(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
+    """Fine-tune on the retain set with ``l1_alpha · (1 − (step − 1) / steps) · ‖w‖₁``."""
+    config = config.filled()
+    alpha = setting(config, "l1_alpha")
+    loop = StepLoop(ctx, config, "unlearning (l1-sparse)")
+    batches = loop.epochs(ctx.plan.retain)
+    params = list(ctx.defender.parameters())
+
+    def step_loss(batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+        weight = alpha * (1.0 - (loop.step - 1) / batches.total)
+        norm = torch.stack([p.abs().sum() for p in params]).sum()
+        return cross_entropy(ctx, batch) + weight * norm, {"l1_weight": weight,
+                                                           "l1_norm": norm.item()}
+
+    return loop.run(batches, step_loss)

@@ -124,7 +124,7 @@ def unlearn(
         masks = {k: v.to(device) for k, v in masks.items()}
         log.info("the model is pruned: %.2f %% of its masked weights are zero", 100 * sparsity(masks))
     config = resolve(config, source["dataset"], bool(plan.forgotten_classes),
-                     sparse=masks is not None)
+                     sparse=masks is not None, training=source)
     path = ckpt.create_run_dir(runs_dir, f"{source['dataset'].split(':')[0]}-"
                                f"{source['arch'].replace(':', '-')}-{config.method}", out)
     run = ckpt.Run(path=path, manifest={
@@ -251,6 +251,8 @@ def _execute(run: ckpt.Run, config: UnlearnConfig, *, defender: Any, data: Any, 
         log_record=lambda record: ckpt.append_log(path / ckpt.LOG, record),
         state_path=path / ckpt.STATE, checkpoint_seconds=checkpoint_seconds,
         resume_state=state, seconds_before=float(state["elapsed"]) if state else 0.0,
+        training=dict(original.config),
+        fresh_model=original.build_model if original.manifest["model"].get("arch") else None,
     )
     try:
         summary: dict[str, Any] = get_method(config.method)(ctx, config)
