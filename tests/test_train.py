@@ -115,3 +115,26 @@ def test_training_with_masks_keeps_pruned_weights_at_zero(tmp_path, tiny_config)
 
     reloaded = load_masks(run.path)
     assert all(torch.equal(reloaded[k], masks[k]) for k in masks)
+
+
+def test_an_epoch_never_ends_with_a_batch_of_one_sample(tmp_path, tiny_config):
+    """BatchNorm cannot train on one sample: such a last batch is left out of its epoch (a
+    different sample each epoch), in training and in unlearning."""
+    from dau.config import UnlearnConfig
+    from dau.methods._registry import steps_per_epoch
+    from dau.methods.run import unlearn
+    from dau.training import epoch_order
+
+    run = train(tiny_config(), runs_dir=tmp_path, progress=False)
+    n = len(run.load_plan().train)
+    size = n - 1  # every epoch: one full batch, then one sample
+    orders = [epoch_order(np.arange(n), 1, epoch, size) for epoch in (0, 1)]
+    assert [len(o) for o in orders] == [n - 1, n - 1] and steps_per_epoch(n, size) == 1
+    left_out = [set(range(n)) - set(o.tolist()) for o in orders]
+    assert left_out[0] != left_out[1]
+    again = train(tiny_config(batch_size=size), runs_dir=tmp_path, progress=False)
+    assert again.manifest["status"] == "complete"
+    retain = n - 2  # forget two samples
+    done = unlearn(UnlearnConfig(method="ft", epochs=1, batch_size=retain - 1, device="cpu"),
+                   forget="random:2", model=run.path, runs_dir=tmp_path, progress=False)
+    assert len(done.load_plan().retain) == retain and done.manifest["summary"]["steps"] == 1

@@ -33,12 +33,19 @@ REWIND = "rewind.safetensors"  # the weights after --rewind-epoch epochs, for pr
 log = logging.getLogger(__name__)
 
 
-def epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
-    """The positions of one epoch, shuffled by the Rust sampler with stream ``epoch``."""
+def epoch_order(indices: np.ndarray, seed: int, epoch: int,
+                batch_size: int | None = None) -> np.ndarray:
+    """The positions of one epoch, shuffled by the Rust sampler with stream ``epoch``.
+
+    With ``batch_size``, an epoch whose last batch would hold a single sample leaves that
+    sample out (a different one each epoch): BatchNorm cannot train on one sample."""
     from dau import _native
 
     perm = _native.permutation(len(indices), seed, epoch)
-    return np.asarray(indices)[perm]
+    order = np.asarray(indices)[perm]
+    if batch_size is not None and len(order) > 1 and len(order) % batch_size == 1:
+        return order[:-1]
+    return order
 
 
 def augmentation_generator(device: str | torch.device, seed: int, epoch: int) -> torch.Generator:
@@ -236,7 +243,7 @@ def train(
     end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     for epoch in range(start_epoch, end_epoch):
         model.train()
-        order = epoch_order(indices, config.seed, epoch)
+        order = epoch_order(indices, config.seed, epoch, config.batch_size)
         gen = augmentation_generator(device, config.seed, epoch)
         batches = iterate_batches(
             train_data, order, config.batch_size, augment=config.augment, info=info,

@@ -207,7 +207,7 @@ class EpochBatches:
 
         first = int(self.start["epoch"]) if self.start else 0
         for epoch in range(first, self.epochs):
-            order = epoch_order(self.indices, self.seed, epoch)
+            order = epoch_order(self.indices, self.seed, epoch, self.batch_size)
             gen = augmentation_generator(self.ctx.device, self.seed, epoch)
             skip = 0
             if self.start and epoch == first:
@@ -239,7 +239,9 @@ class EpochBatches:
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
+    """Training batches in an epoch of ``n`` samples: a last batch of one sample is left
+    out (:func:`dau.training.epoch_order`)."""
+    return n // batch_size + (1 if n % batch_size > 1 or n == 1 else 0)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, schedule: str, base: float, step: int,

@@ -10,13 +10,14 @@ and so do pruned weights (they are never selected).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from dau.methods._registry import UnlearnContext, register_method
-from dau.methods.steps import need_forget, setting, steps_per_epoch
+from dau.methods.steps import need_forget, setting
 
 __all__ = ["importances", "ssd"]
 
@@ -49,7 +50,7 @@ def ssd(ctx: UnlearnContext, config: Any) -> dict[str, Any]:
     need_forget(ctx, "ssd")
     alpha, dampening = setting(config, "ssd_alpha"), setting(config, "ssd_lambda")
     plan, size = ctx.plan, config.batch_size
-    bar = ctx.bar(steps_per_epoch(len(plan.forget), size) + steps_per_epoch(len(plan.train), size),
+    bar = ctx.bar(math.ceil(len(plan.forget) / size) + math.ceil(len(plan.train) / size),
                   "importances (ssd)")
     forget = importances(ctx, plan.forget, size, bar)
     full = importances(ctx, plan.train, size, bar)

@@ -132,7 +132,7 @@ class Cycle:
 
         epoch, index = divmod(k, self.per_epoch)
         if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, epoch_order(self.indices, self.seed, epoch))
+            self._order = (epoch, epoch_order(self.indices, self.seed, epoch, self.batch_size))
         order = self._order[1]
         return epoch, order[index * self.batch_size:(index + 1) * self.batch_size]
 
