@@ -1,4 +1,5 @@
-"""Quality against cost of DAU settings: the average gap to retraining vs the cost ratio.
+"""Quality against cost of DAU settings and of the baselines: the average gap to retraining
+vs the cost ratio.
 
 For each seed: an original, a retrain without a random 10 % and one without each class;
 then every DAU setting unlearns each forget set from the original, and is evaluated against
@@ -33,6 +34,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "measured-m2": {"stop_rule": "measured", "noise_copies": 2},
     "measured-every3": {"stop_rule": "measured", "adversarial_every": 3},
     "measured-m2-every3": {"stop_rule": "measured", "noise_copies": 2, "adversarial_every": 3},
+    # the baselines at their defaults (dau.methods.defaults), for the ranking
+    **{name: {"method": name} for name in (
+        "retrain", "ft", "ga", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd", "bs",
+        "amun")},
 }
 # training protocols (dau train) and the DAU batch size / attacker pretraining per dataset
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -43,6 +48,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
                       "unlearn": dict(attacker_pretrain_iters=200)},
 }
 METRICS = ("UA", "RA", "TA", "MIA")
+REFERENCES: dict[str, dict[str, Any]] = {}  # each retrain's metrics, evaluated once
 
 
 def train_run(out: Path, dataset: str, seed: int, forget: str | None) -> Path:
@@ -75,8 +81,10 @@ def one(args: argparse.Namespace, setting: str, forget: str, seed: int, original
                 progress=False)
         print(f"  {out.name}: {time.perf_counter() - started:.0f} s", flush=True)
     run, ref = load_run(out), load_run(retrain)
-    mine, theirs = evaluate_run(run, device="cpu", progress=False), \
-        evaluate_run(ref, device="cpu", progress=False)
+    kw = dict(device="cpu", progress=False, max_mia_samples=args.max_mia_samples or None)
+    mine = evaluate_run(run, **kw)
+    theirs = REFERENCES.get(str(retrain)) or REFERENCES.setdefault(
+        str(retrain), evaluate_run(ref, **kw))
     gaps = gap(mine, theirs)
     cost, ref_cost = run_cost(run), run_cost(ref)
     assert cost is not None and ref_cost is not None
@@ -169,6 +177,9 @@ def main() -> None:
     parser.add_argument("--random", default="random:10%", help="the random forget spec ('' none)")
     parser.add_argument("--settings", default="fixed,measured")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-mia-samples", type=int, default=10_000,
+                        help="rows per side each membership attack is fitted on (dau eval's "
+                        "--max-mia-samples; 0: all)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/dau-frontier"))
     parser.add_argument("--plot", type=Path, help="Write the frontier plot (PNG) here.")
     args = parser.parse_args()
