@@ -22,7 +22,7 @@ $(DEPS): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) "torch>=2.10" "torchvision>=0.25" numpy scipy scikit-learn safetensors \
-		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy timm
+		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy timm matplotlib
 	# nvcc from PyPI, pinned to the CUDA release of torch's runtime headers (CUDA compile check)
 	$(PIP_INSTALL) $$($(PY) csrc/build_ops.py --nvcc-requirements)
 	touch $@

@@ -145,8 +145,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, mode in zip(axes, ("random", "class"), strict=True):
         for setting in sorted({r["setting"] for r in rows}):
             rs = [r for r in rows if r["setting"] == setting and r["mode"] == mode]
@@ -160,9 +161,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                         label=setting)
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{mode} forgetting")
         ax.set_xlabel("cost / retrain (defender images)")
-    axes[0].set_ylabel("average gap to retrain (points)")
+        ax.set_ylabel("average gap to retrain (points)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
