@@ -61,7 +61,7 @@ def cli(ctx: click.Context, debug: bool, threads: int | None) -> None:
 
 def _register() -> None:
     from dau.cli import eval as eval_cmd
-    from dau.cli import export, fingerprint, import_, info, prune, split, train, unlearn
+    from dau.cli import export, fingerprint, import_, info, plot, prune, split, train, unlearn
 
     cli.add_command(train.train)
     cli.add_command(prune.prune)
@@ -72,6 +72,7 @@ def _register() -> None:
     cli.add_command(split.split)
     cli.add_command(fingerprint.fingerprint)
     cli.add_command(export.export)
+    cli.add_command(plot.plot)
 
 
 _register()

@@ -29,6 +29,11 @@ __all__ = ["eval_"]
               help="Keep the forgotten classes in the test set (class-wise forgetting drops them).")
 @click.option("--reference-compat", is_flag=True,
               help="Use the reference code's (incorrect) modified-entropy MIA feature.")
+@click.option("--plot", is_flag=True,
+              help="Also draw each run's membership-score distributions (RUN/plots/membership) "
+              "and, with --reference, the runs' gaps to it (REFERENCE/plots/gaps).")
+@click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True,
+              default=("png",), show_default=True, help="--plot: file format (repeatable).")
 def eval_(runs: tuple[str, ...], **opts: Any) -> None:
     """Evaluate RUNS: UA, RA, TA, VA, MIA-efficacy, training privacy, RTE and gaps.
 
@@ -48,7 +53,7 @@ def eval_(runs: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"], batch_size=opts["batch_size"], mia=not opts["no_mia"],
         reference_compat=opts["reference_compat"], max_mia_samples=opts["max_mia_samples"] or None,
         data_dir=opts["data_dir"], progress=not opts["quiet"],
-        drop_forgotten_classes=not opts["keep_forgotten_classes"],
+        drop_forgotten_classes=not opts["keep_forgotten_classes"], scores=opts["plot"],
     )
     results = [
         evaluate_run(load_run(path), reference=reference, forget=forget, **kwargs)
@@ -62,5 +67,21 @@ def eval_(runs: tuple[str, ...], **opts: Any) -> None:
     if ref_result is not None:
         rows.append((ref_result["name"], ref_result))
     click.echo(format_table(rows, reference=ref_result["name"] if ref_result else None), err=True)
+    if opts["plot"]:
+        _plot(results, ref_result, opts["formats"])
     if opts["as_json"]:
         emit_json({"runs": results, "reference": ref_result})
+
+
+def _plot(results: list[dict[str, Any]], reference: dict[str, Any] | None,
+          formats: tuple[str, ...]) -> None:
+    """The membership-score plots of each run (and the reference), and the gaps plot."""
+    from dau.plots import plot_gaps, plot_membership
+
+    written = []
+    for result in [*results, *([reference] if reference else [])]:
+        written += plot_membership(result["run"], result.pop("scores"), formats)
+    if reference is not None:
+        written += plot_gaps(results, reference, reference["run"], formats)
+    for path in written:
+        click.echo(f"plot: {path}", err=True)

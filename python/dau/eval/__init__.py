@@ -79,6 +79,7 @@ def evaluate(
     max_mia_samples: int | None = DEFAULT_MAX_SAMPLES,
     seed: int = 0,
     progress: bool = True,
+    scores: bool = False,
 ) -> dict[str, Any]:
     """Accuracies and membership-inference metrics of ``model`` on named sets.
 
@@ -95,6 +96,9 @@ def evaluate(
             :mod:`dau.eval.mia`); None fits on every row, as the reference does.
         seed: seed of that cap's subsample.
         progress: progress on stderr (:mod:`dau.progress`).
+        scores: also return ``scores``: ``{set: {"confidence", "entropy", "m_entropy":
+            float64 arrays [N]}}``, each sample's attack scores (for
+            :func:`dau.plots.plot_membership`; arrays, not JSON).
 
     Returns:
         A JSON-serialisable dict:
@@ -175,6 +179,10 @@ def evaluate(
             "seed": int(seed),
         },
     }
+    if scores:
+        result["scores"] = {name: {k: v.ravel() for k, v in mia_features(
+            pred, reference_compat=reference_compat).items() if k != "prob"}
+            for name, pred in preds.items()}
     if not mia:
         return result
 
@@ -189,17 +197,17 @@ def evaluate(
         return result
 
     if forget is not None and len(forget) > 0:
-        scores, counts = _split_mia(forget_efficacy(retain, forget, test, **options))
-        result["mia_forget_efficacy"] = scores
-        result["MIA"] = 100.0 * scores["confidence"]
+        fractions, counts = _split_mia(forget_efficacy(retain, forget, test, **options))
+        result["mia_forget_efficacy"] = fractions
+        result["MIA"] = 100.0 * fractions["confidence"]
         result["mia_samples"]["forget_efficacy"] = counts
     else:
         logger.info("no forget efficacy: the forget set is missing or empty")
 
     if len(test) >= 2:
-        scores, counts = _split_mia(training_privacy(retain, test, **options))
-        result["mia_training_privacy"] = scores
-        result["privacy"] = 100.0 * scores["confidence"]
+        fractions, counts = _split_mia(training_privacy(retain, test, **options))
+        result["mia_training_privacy"] = fractions
+        result["privacy"] = 100.0 * fractions["confidence"]
         result["mia_samples"]["training_privacy"] = counts
     else:
         logger.info("no training privacy: it needs at least 2 test rows")

@@ -148,8 +148,10 @@ def evaluate_run(
     data_dir: str | None = None,
     drop_forgotten_classes: bool = True,
     progress: bool = True,
+    scores: bool = False,
 ) -> dict[str, Any]:
-    """All metrics of one run (see ``dau.eval.evaluate``) plus its identity and RTE.
+    """All metrics of one run (see ``dau.eval.evaluate``, ``scores`` too) plus its identity
+    and RTE.
 
     For class-wise forgetting the forgotten classes are dropped from the test set
     (as the reference does) unless ``drop_forgotten_classes`` is False.
@@ -172,6 +174,7 @@ def evaluate_run(
         max_mia_samples=max_mia_samples,
         seed=plan.seed,
         progress=progress,
+        scores=scores,
     )
     accuracy, counts = metrics["accuracy"], metrics["n_samples"]
     parts = [(accuracy.get(k), counts.get(k, 0)) for k in ("retain", "forget")]
