@@ -97,7 +97,8 @@ def steps_figure(records: Sequence[Mapping[str, Any]],
                ("attacker_forget_acc", "attacker_val_acc", "attacker_acc"),
                "the attacker on its batches", "accuracy")
         _panel(axes[1][0], steps, "step",
-               ("forget_batch_acc", "val_batch_acc", "retain_batch_acc"),
+               ("forget_batch_acc", "val_batch_acc", "retain_batch_acc", "forget_eval_acc",
+                "val_eval_acc"),
                "the defender on its batches", "accuracy")
         _panel(axes[1][1], steps, "step", ("lr",), "learning rate", "lr")
         stopping = (summary or {}).get("stopping") or {}

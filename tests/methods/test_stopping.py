@@ -11,7 +11,7 @@ from dau.methods.stopping import MeasuredStop
 
 
 def adversarial(forget, val=0.5, retain=0.9):
-    return {"forget_batch_acc": forget, "val_batch_acc": val, "attacker_acc": 0.7,
+    return {"forget_eval_acc": forget, "val_eval_acc": val, "attacker_acc": 0.7,
             "retain_batch_acc": retain}
 
 
@@ -53,7 +53,7 @@ def test_a_measured_class_wise_run_stops_the_branch_then_the_run(original, tmp_p
     assert stopping["repaired_at"] == ended == len(steps) < 4 * 6  # before the 4-epoch cap
     assert all(r["beta"] == 1.0 for r in steps if r["step"] <= forgotten)
     assert all(r["beta"] == 0.0 and "adv_loss" not in r for r in steps if r["step"] > forgotten)
-    assert all(r["forget_batch_acc"] == 0.0 for r in steps[forgotten - 2:forgotten])
+    assert all(r["forget_eval_acc"] == 0.0 for r in steps[forgotten - 2:forgotten])
     assert run.manifest["config"]["unlearn"]["stop_rule"] == "measured"
     assert run.manifest["config"]["unlearn"]["stop_iter"] is None  # no step count needed
 

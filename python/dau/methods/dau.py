@@ -323,6 +323,18 @@ def _defender_accuracy(rows: torch.Tensor, pair: Any, num_classes: int) -> dict[
             "val_batch_acc": float((predicted[n_f:] == y_v).float().mean())}
 
 
+def _deployed_accuracy(defender: nn.Module, pair: Any) -> dict[str, float]:
+    """The defender's accuracy on the step's forget and validation batches with its BatchNorm
+    running statistics: a class-wise forget batch holds one class, and its batch statistics
+    distort its logits (the original can score 10 % on a class it knows)."""
+    out = {}
+    with torch.no_grad(), running_bn_stats(defender):
+        for name, (x, y) in zip(("forget_eval_acc", "val_eval_acc"), pair, strict=True):
+            logits, _ = defender(x)
+            out[name] = float((logits.argmax(1) == y).float().mean())
+    return out
+
+
 def pretrain_attacker(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
     """Train the attacker from scratch: members = the whole training split, non-members =
     the validation set, ``config.attacker_pretrain_iters`` Adam steps (spec §1.9).
@@ -417,6 +429,9 @@ class DauStep:
     config: Any  # UnlearnConfig
     num_classes: int
     noise: NoiseStream
+    # also measure the forget and validation batches as the deployed model sees them (BatchNorm
+    # running statistics, no noise, no graph): what the measured stopping rule judges by
+    measure: bool = False
     probe: Probe = field(init=False)
 
     def __post_init__(self) -> None:
@@ -451,6 +466,8 @@ class DauStep:
                 self.attacker_opt.step()
             record.update(attacker_loss=loss_a.item(), **_attacker_accuracy(scores, adv.membership),
                           **_defender_accuracy(adv.rows, pair, self.num_classes))
+            if self.measure:
+                record.update(_deployed_accuracy(self.defender, pair))
             loss_adv = F.cross_entropy(attacker(adv.rows), 1 - adv.membership)
             loss_bt = ops.cross_correlation_loss(
                 adv.val_features, adv.forget_features, config.offdiag_weight,
@@ -487,6 +504,7 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
         attacker_opt=torch.optim.Adam(attacker.parameters(), lr=config.attacker_lr),
         config=config, num_classes=ctx.info.num_classes,
         noise=NoiseStream(noise_seed(config.seed, NOISE_SALT)),
+        measure=config.stop_rule == "measured",
     )
     gen = _generator(ctx.device, config.seed, 0xDA0)
     torch.manual_seed(noise_seed(config.seed, DROPOUT_SALT))  # the attacker's dropout masks

@@ -3,13 +3,14 @@
 A run forgets, then repairs, then stops:
 
 * **forgotten**: over the last ``window`` adversarial steps, the defender's accuracy on its
-  forget batches is at most ``tolerance`` (class-wise: a retrained model never predicts a
-  removed class), or (random forgetting) at most its accuracy on the validation batches plus
-  ``tolerance``: the forget samples are classified like data the model never saw, as a
-  retrained model classifies them. From then on the adversarial branch is off (β = 0).
-  (The attacker's own accuracy is recorded but not a criterion: it is measured on batches
-  drawn again and again from the same small validation set, which it learns to recognise,
-  so it stays above chance even when forget and validation samples are alike.)
+  forget batches (measured as deployed: BatchNorm running statistics) is at most
+  ``tolerance`` (class-wise: a retrained model never predicts a removed class), or (random
+  forgetting) at most its accuracy on the validation batches plus ``tolerance``: the forget
+  samples are classified like data the model never saw, as a retrained model classifies them.
+  From then on the adversarial branch is off (β = 0). (The attacker's own accuracy is
+  recorded but not a criterion: it is measured on batches drawn again and again from the same
+  small validation set, which it learns to recognise, so it stays above chance even when
+  forget and validation samples are alike.)
 * **repaired**: over the last ``window`` steps, the accuracy on the retain batches (before each
   update, with the training augmentation) is back within ``tolerance`` of the original's,
   measured on ``window`` retain batches before the first step.
@@ -53,9 +54,9 @@ class MeasuredStop:
 
     def observe(self, step: int, record: dict[str, Any]) -> bool:
         """Take one step's record; True when the run should end after this step."""
-        if "forget_batch_acc" in record:
-            self.forget.append(record["forget_batch_acc"])
-            self.val.append(record["val_batch_acc"])
+        if "forget_eval_acc" in record:
+            self.forget.append(record["forget_eval_acc"])
+            self.val.append(record["val_eval_acc"])
             self.attacker.append(record["attacker_acc"])
         self.retain.append(record["retain_batch_acc"])
         if self.forgotten_at is None and self._forgotten():
@@ -95,7 +96,7 @@ class MeasuredStop:
         """What the rule saw: where forgetting and repair were reached (None: not by the cap)
         and the windows' means at the end."""
         means = {k: round(_mean(v), 4) if v else None for k, v in (
-            ("forget_batch_acc", self.forget), ("val_batch_acc", self.val),
+            ("forget_eval_acc", self.forget), ("val_eval_acc", self.val),
             ("attacker_acc", self.attacker), ("retain_batch_acc", self.retain))}
         return {"rule": "measured", "forgotten_at": self.forgotten_at,
                 "repaired_at": self.repaired_at, "ended_at": step,
