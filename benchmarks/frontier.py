@@ -55,8 +55,10 @@ def train_run(out: Path, dataset: str, seed: int, forget: str | None) -> Path:
     from dau.config import TrainConfig
     from dau.training import train
 
-    if (out / "model.safetensors").exists():
-        return out
+    if (out / "manifest.json").exists():
+        if json.loads((out / "manifest.json").read_text())["status"] == "complete":
+            return out
+        sys.exit(f"{out} is an unfinished run: remove it (or resume it with dau train --resume)")
     kw = {"forget": forget, "exclude_forget": True} if forget else {}
     config = TrainConfig(dataset=dataset, seed=seed, device="cpu",
                          **PROTOCOLS[dataset]["train"], **kw)
@@ -73,7 +75,10 @@ def one(args: argparse.Namespace, setting: str, forget: str, seed: int, original
     from dau.methods.run import unlearn
 
     out = args.out / "unlearned" / f"{setting}-{forget.replace(':', '').replace('%', '')}-s{seed}"
-    if not (out / "model.safetensors").exists():
+    if (out / "manifest.json").exists() and \
+            json.loads((out / "manifest.json").read_text())["status"] != "complete":
+        sys.exit(f"{out} is an unfinished run: remove it")
+    if not (out / "manifest.json").exists():
         config = UnlearnConfig(seed=seed, device="cpu", **PROTOCOLS[args.dataset]["unlearn"],
                                **SETTINGS[setting])
         started = time.perf_counter()
