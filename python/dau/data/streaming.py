@@ -115,7 +115,7 @@ class StreamData:
         workers = self.workers if len(chunks) > 1 else 0  # one batch: no worker start-up
         loader = DataLoader(source, batch_sampler=chunks, num_workers=workers,
                             collate_fn=collate, pin_memory=device.type == "cuda",
-                            persistent_workers=False)
+                            persistent_workers=False, generator=_own_generator())
         for chunk, images in zip(chunks, loader, strict=True):
             labels = self._all_labels[torch.tensor(chunk, dtype=torch.int64)]
             yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -180,6 +180,13 @@ class StreamData:
             return ImageData(torch.zeros((0, *self.shape), dtype=torch.uint8),
                              torch.zeros(0, dtype=torch.int64))
         return ImageData(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+
+
+def _own_generator() -> torch.Generator:
+    """The generator a ``DataLoader`` draws its workers' base seed from. Without one it draws
+    from torch's global generator, on every read: a streamed run would then draw other
+    dropout masks (DAU's attacker) than the same run on data in memory."""
+    return torch.Generator().manual_seed(0)
 
 
 class Scan(NamedTuple):
@@ -522,7 +529,8 @@ def _labels_of(dataset: TorchDataset[Any], what: str, workers: int) -> torch.Ten
         return torch.as_tensor(np.asarray(targets), dtype=torch.int64)
     log.info("%s has no .targets; reading every sample once for its label", what)
     loader = DataLoader(dataset, batch_size=256, num_workers=workers,
-                        collate_fn=lambda items: [item[1] for item in items])
+                        collate_fn=lambda items: [item[1] for item in items],
+                        generator=_own_generator())
     labels = [int(label) for batch in loader for label in batch]
     return torch.tensor(labels, dtype=torch.int64)
 
