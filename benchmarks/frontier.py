@@ -120,7 +120,9 @@ def report(rows: list[dict[str, Any]]) -> str:
         groups.setdefault((row["setting"], row["mode"]), []).append(row)
     head = ("setting", "mode", "n", *METRICS, "Avg.Gap", "cost (images)", "cost (s)", "setup")
     table = [head]
-    for (setting, mode), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    # ranked: by mode, then by mean average gap
+    for (setting, mode), rs in sorted(groups.items(), key=lambda kv: (
+            kv[0][1], statistics.mean(r["avg_gap"] for r in kv[1]))):
         table.append((setting, mode, str(len(rs)),
                       *(mean_std([r[k] for r in rs]) for k in METRICS),
                       mean_std([r["avg_gap"] for r in rs]),
@@ -152,9 +154,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    settings = sorted({r["setting"] for r in rows})
+    colours = plt.get_cmap("tab20").colors
     for ax, mode in zip(axes, ("random", "class"), strict=True):
-        for setting in sorted({r["setting"] for r in rows}):
+        for k, setting in enumerate(settings):
             rs = [r for r in rows if r["setting"] == setting and r["mode"] == mode]
             if not rs:
                 continue
@@ -162,8 +166,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             y = [r["avg_gap"] for r in rs]
             ax.errorbar(statistics.mean(x), statistics.mean(y),
                         xerr=statistics.stdev(x) if len(x) > 1 else 0,
-                        yerr=statistics.stdev(y) if len(y) > 1 else 0, fmt="o", capsize=3,
-                        label=setting)
+                        yerr=statistics.stdev(y) if len(y) > 1 else 0, fmt="os^Dv"[k % 5],
+                        capsize=3, color=colours[k % len(colours)], label=setting)
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -171,7 +175,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"{mode} forgetting")
         ax.set_xlabel("cost / retrain (defender images)")
         ax.set_ylabel("average gap to retrain (points)")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
