@@ -34,6 +34,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "measured-m2": {"stop_rule": "measured", "noise_copies": 2},
     "measured-every3": {"stop_rule": "measured", "adversarial_every": 3},
     "measured-m2-every3": {"stop_rule": "measured", "noise_copies": 2, "adversarial_every": 3},
+    # the repair after the stop at the unlearning lr, not half of it, with a longer cap
+    "measured-m2-repair": {"stop_rule": "measured", "noise_copies": 2, "stop_lr": 0.02,
+                           "epochs": 6},
     # the baselines at their defaults (dau.methods.defaults), for the ranking
     **{name: {"method": name} for name in (
         "retrain", "ft", "ga", "rl", "salun", "l1-sparse", "neggrad+", "scrub", "ssd", "bs",
