@@ -14,7 +14,7 @@ PIP_INSTALL = $(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BUILT  := $(VENV)/.built-stamp
 NATIVE_SOURCES := $(shell find rust csrc -type f -not -path '*/target/*' 2>/dev/null) Cargo.toml pyproject.toml
 
-.PHONY: all install test test-latest test-rust test-python lint cuda-check demo table bench wheel clean
+.PHONY: all install test test-latest test-rust test-python lint cuda-check docs demo table bench wheel clean
 
 all: install
 
@@ -22,7 +22,8 @@ $(DEPS): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) "torch>=2.10" "torchvision>=0.25" numpy scipy scikit-learn safetensors \
-		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy timm matplotlib
+		click tqdm "maturin>=1.7,<2" pytest hypothesis ruff mypy timm matplotlib \
+		mkdocs "mkdocstrings[python]" mkdocs-click
 	# nvcc from PyPI, pinned to the CUDA release of torch's runtime headers (CUDA compile check)
 	$(PIP_INSTALL) $$($(PY) csrc/build_ops.py --nvcc-requirements)
 	touch $@
@@ -37,7 +38,7 @@ $(BUILT): $(DEPS) $(NATIVE_SOURCES)
 
 install: $(BUILT)
 
-test: test-rust lint cuda-check test-python
+test: test-rust lint cuda-check docs test-python
 
 test-rust:
 	DAU_BUILD_OPS=0 cargo test -p dau-core
@@ -94,6 +95,11 @@ bench: $(BUILT)
 	$(PY) benchmarks/bench_allocator.py --quick
 	$(PY) benchmarks/bench_layout.py --quick
 	$(PY) benchmarks/bench_streaming.py --quick
+
+# The documentation site (mkdocs.yml: the CLI reference from the click commands, the API
+# reference from the docstrings, a page per method) in build/docs; warnings are errors.
+docs: $(BUILT)
+	$(BIN)/mkdocs build --strict
 
 wheel: $(DEPS)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \

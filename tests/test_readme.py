@@ -1,5 +1,5 @@
-"""Every Python example of the README runs, as written and in order (later examples use what
-earlier ones made), in one directory holding the files the examples name."""
+"""Every Python example of the README and of docs/ runs, as written and in order (later
+examples use what earlier ones made), in one directory holding the files the examples name."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 import torch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SOURCES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+EXAMPLES = [(path, block) for path in SOURCES
+            for block in re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)]
+BLOCKS = [block for _, block in EXAMPLES]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,7 @@ def test_the_readme_has_python_examples() -> None:
 def test_readme_example_runs(index: int, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("DAU_DATA_WORKERS", "0")
-    exec(compile(BLOCKS[index], f"{README}:block{index}", "exec"), NAMESPACE)
+    path, block = EXAMPLES[index]
+    exec(compile(block, f"{path}:block{index}", "exec"), NAMESPACE)
     if "request-42" in BLOCKS[index]:
         assert (workdir / "runs" / "request-42" / "manifest.json").exists()

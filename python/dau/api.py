@@ -233,8 +233,9 @@ def unlearn(
             ``val_fraction`` (the validation set is held out of the training split).
         method: a registered method (``dau.list_methods()``); ``config`` or ``options``
             (fields of :class:`dau.UnlearnConfig`) set its hyper-parameters.
-        mean, std: normalise inside the model (leave out when the model or the data's
-            transform already does).
+        mean: per-channel means to normalise with inside the model, with ``std`` (leave both
+            out when the model or the data's transform already normalises).
+        std: per-channel standard deviations, with ``mean``.
         masks: pruning masks by parameter name (of ``model``): pruned weights stay zero.
         arch: how ``dau`` can rebuild the model by name (``torchvision:resnet18``), recorded
             when the result is saved.
