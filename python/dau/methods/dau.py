@@ -561,9 +561,10 @@ def unlearn_dau(ctx: Any, attacker: nn.Module, config: Any) -> dict[str, Any]:
 
         logging.getLogger(__name__).warning(
             "the run reached its cap of %d epochs before %s (--stop-rule measured; window "
-            "means at the end: %s); raise --epochs or --lr", config.epochs,
+            "means at the end: %s); raise --epochs, or %s", config.epochs,
             "forgetting" if stopper.forgotten_at is None else "the retain accuracy was back",
-            stopping["window_means"])
+            stopping["window_means"],
+            "--lr" if stopper.forgotten_at is None else "--stop-unlearn-lr for the repair")
     return {"steps": step, "adversarial_steps": adversarial_steps, "stopping": stopping}
 
 
