@@ -53,7 +53,8 @@ def test_a_measured_class_wise_run_stops_the_branch_then_the_run(original, tmp_p
     assert stopping["repaired_at"] == ended == len(steps) < 4 * 6  # before the 4-epoch cap
     assert all(r["beta"] == 1.0 for r in steps if r["step"] <= forgotten)
     assert all(r["beta"] == 0.0 and "adv_loss" not in r for r in steps if r["step"] > forgotten)
-    assert all(r["forget_eval_acc"] == 0.0 for r in steps[forgotten - 2:forgotten])
+    window = [r["forget_eval_acc"] for r in steps[forgotten - 2:forgotten]]
+    assert sum(window) / len(window) <= 0.02  # the default tolerance, over the window of 2
     assert run.manifest["config"]["unlearn"]["stop_rule"] == "measured"
     assert run.manifest["config"]["unlearn"]["stop_iter"] is None  # no step count needed
 
