@@ -131,13 +131,12 @@ class StreamData:
     def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std on [0, 1] of this part's decoded pixels, exact (the
         same as :func:`~dau.data.types.channel_stats` of the pixels in memory)."""
-        scan = self.scan()
-        if len(self.positions) == len(self._all_labels):
-            sums, squares, count = scan.sums, scan.squares, len(self.positions)
-        else:  # a view: its own pixels
+        if len(self.positions) != len(self._all_labels):  # a view: its own pixels
             pixels = self.materialize().images
             return channel_stats(pixels) if len(pixels) else _unit(self.shape[0])
-        return _moments(sums, squares, count * self.shape[1] * self.shape[2], self.shape[0])
+        scan = self.scan()
+        return _moments(scan.sums, scan.squares, len(self.positions) * self.shape[1] * self.shape[2],
+                        self.shape[0])
 
     def scan(self, batch_size: int = 256) -> Scan:
         """One pass over every sample of the source (all positions, not just this view's):

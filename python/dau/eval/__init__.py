@@ -181,8 +181,8 @@ def evaluate(
     }
     if scores:
         result["scores"] = {name: {k: v.ravel() for k, v in mia_features(
-            pred, reference_compat=reference_compat).items() if k != "prob"}
-            for name, pred in preds.items()}
+            pred, reference_compat=reference_compat).items()
+            if k in ("confidence", "entropy", "m_entropy")} for name, pred in preds.items()}
     if not mia:
         return result
 
