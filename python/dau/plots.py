@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dau.errors import ConfigError
+from dau.eval.report import GAP_METRICS
 
 __all__ = ["FORMATS", "gaps_figure", "membership_figure", "plot_gaps", "plot_membership",
            "plot_steps", "steps_figure"]
@@ -27,7 +28,6 @@ __all__ = ["FORMATS", "gaps_figure", "membership_figure", "plot_gaps", "plot_mem
 FORMATS = ("png", "svg")
 _SCORES = (("confidence", "confidence in the true class"), ("entropy", "entropy"),
            ("m_entropy", "modified entropy"))
-_GAP_METRICS = ("UA", "RA", "TA", "MIA", "VA")
 
 
 def _figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Any, Any]:
@@ -157,7 +157,7 @@ def gaps_figure(results: Sequence[Mapping[str, Any]], reference: str) -> Any:
     import numpy as np
 
     names = [r["name"] for r in results]
-    metrics = [*_GAP_METRICS, "avg_gap"]
+    metrics = [*GAP_METRICS, "VA", "avg_gap"]  # the averaged gaps, VA's, their average
     fig, axes = _figure(1, 1, (max(6.0, 1.2 * len(metrics) + 0.4 * len(names)), 3.8))
     ax = axes[0][0]
     width = 0.8 / max(len(results), 1)
